@@ -1,0 +1,2 @@
+-- Constant per dataset ('FTTH' for INC): it stays in raw.
+ALTER TABLE tickets.inc DROP COLUMN service_type;

@@ -1,0 +1,155 @@
+"""Apply migrations/NN_name.sql to DATABASE_URL in numeric order, each exactly once.
+
+    python run_migrations.py            apply what is pending
+    python run_migrations.py --status   list applied and pending files
+
+Each file runs in its own transaction together with the row recording it, so a
+failed file leaves no trace and the ones before it stay applied. An advisory
+lock serializes concurrent deploys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+import settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+FILENAME = re.compile(r"^(?P<number>\d{2,})_(?P<label>[a-z0-9_]+)\.sql$")
+
+TRACKING_DDL = """
+CREATE SCHEMA IF NOT EXISTS tickets;
+CREATE TABLE IF NOT EXISTS tickets.schema_migrations (
+    name        text PRIMARY KEY,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    duration_ms integer NOT NULL
+)
+"""
+
+
+class MigrationError(settings.FleetError):
+    """A migration file is missing, malformed, edited after being applied, or failed."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The migration files of `directory` in order; refuses bad names and duplicate numbers."""
+    if not directory.is_dir():
+        raise MigrationError(f"migrations folder {directory} does not exist")
+    found: dict[int, Migration] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = FILENAME.match(path.name)
+        if not match:
+            raise MigrationError(f"{path.name}: migration files are named NN_lowercase_name.sql")
+        number = int(match["number"])
+        if number in found:
+            raise MigrationError(f"{path.name}: number {number:02d} is already used by {found[number].name}")
+        found[number] = Migration(number, path.name, path)
+    return [found[n] for n in sorted(found)]
+
+
+def applied_checksums(conn: psycopg.Connection) -> dict[str, str]:
+    exists = conn.execute("SELECT to_regclass('tickets.schema_migrations') IS NOT NULL").fetchone()[0]
+    if not exists:
+        return {}
+    return dict(conn.execute("SELECT name, checksum FROM tickets.schema_migrations").fetchall())
+
+
+def pending(conn: psycopg.Connection, migrations: Sequence[Migration]) -> list[Migration]:
+    """Migrations not yet applied; refuses if an applied file was edited."""
+    applied = applied_checksums(conn)
+    for migration in migrations:
+        recorded = applied.get(migration.name)
+        if recorded is not None and recorded != migration.checksum:
+            raise MigrationError(
+                f"{migration.name} was edited after it was applied (checksum differs): "
+                "restore the file and put the change in a new migration"
+            )
+    return [m for m in migrations if m.name not in applied]
+
+
+def migrate(conn: psycopg.Connection, migrations: Sequence[Migration],
+            say: Callable[[str], None] = print) -> int:
+    """Apply pending migrations; returns how many were applied."""
+    conn.execute("SELECT pg_advisory_lock(%s, %s)", (settings.LOCK_NAMESPACE, settings.MIGRATIONS_LOCK))
+    try:
+        todo = pending(conn, migrations)
+        if not todo:
+            say(f"Nothing to apply: all {len(migrations)} migrations are applied.")
+            return 0
+        for migration in todo:
+            started = time.perf_counter()
+            say(f"Applying {migration.name} …")
+            try:
+                with conn.transaction():
+                    conn.execute(TRACKING_DDL)
+                    conn.execute(migration.sql)
+                    elapsed_ms = round((time.perf_counter() - started) * 1000)
+                    conn.execute(
+                        "INSERT INTO tickets.schema_migrations (name, checksum, duration_ms) VALUES (%s, %s, %s)",
+                        (migration.name, migration.checksum, elapsed_ms),
+                    )
+            except psycopg.Error as error:
+                raise MigrationError(
+                    f"{migration.name} failed and was rolled back: {settings.describe_db_error(error)}"
+                ) from None
+            say(f"Applying {migration.name} … done in {elapsed_ms} ms")
+        return len(todo)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (settings.LOCK_NAMESPACE, settings.MIGRATIONS_LOCK))
+
+
+def print_status(conn: psycopg.Connection, migrations: Sequence[Migration]) -> None:
+    applied = applied_checksums(conn)
+    for migration in migrations:
+        state = "applied" if migration.name in applied else "pending"
+        print(f"{state:8} {migration.name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run_migrations.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--status", action="store_true", help="list applied and pending migrations, change nothing")
+    parser.add_argument("--dir", type=Path, default=MIGRATIONS_DIR, help="migrations folder (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        migrations = discover(args.dir)
+        with settings.connect() as conn:
+            if args.status:
+                print_status(conn, migrations)
+            else:
+                migrate(conn, migrations)
+        return 0
+    except settings.FleetError as error:
+        print(f"Error: {settings.redact(str(error))}", file=sys.stderr)
+        return 1
+    except psycopg.Error as error:
+        print(f"Error: database: {settings.describe_db_error(error)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

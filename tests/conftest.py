@@ -1,0 +1,166 @@
+"""The test bed: a real PostgreSQL+PostGIS cluster and a real S3 server on loopback.
+
+When DATABASE_URL is set it is used as the admin connection (it must be allowed
+to create databases); otherwise the session starts its own throwaway cluster.
+Every test gets a fresh database cloned from a migrated template, which takes
+a few tens of milliseconds instead of re-running the migrations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import httpx
+import psycopg
+import pytest
+from botocore.config import Config
+from psycopg import sql
+
+import localstack
+import run_migrations
+
+TEMPLATE_DB = "fleettickets_template"
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+if not SAMPLES.is_dir():  # a checkout laid out without ../shared keeps its own copy
+    SAMPLES = Path(__file__).resolve().parent / "samples"
+
+
+@dataclass
+class TestDatabase:
+    url: str
+    name: str
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.url, autocommit=True)
+
+    def query(self, query: str, params: object = None) -> list[tuple]:
+        with self.connect() as conn:
+            return conn.execute(query, params).fetchall()
+
+    def scalar(self, query: str, params: object = None) -> object:
+        rows = self.query(query, params)
+        return rows[0][0] if rows else None
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[localstack.PgCluster | None]:
+    if os.environ.get("DATABASE_URL"):
+        yield None
+        return
+    directory = Path(tempfile.mkdtemp(prefix="fleettickets-pg-"))
+    cluster = localstack.PgCluster(directory, localstack.free_port())
+    try:
+        cluster.init()
+        cluster.start(durable=False)
+    except localstack.StackError as error:
+        shutil.rmtree(directory, ignore_errors=True)
+        pytest.exit(f"cannot start a test PostgreSQL cluster: {error}", returncode=3)
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(pg_cluster: localstack.PgCluster | None) -> str:
+    url = os.environ.get("DATABASE_URL") or pg_cluster.url
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
+    except psycopg.OperationalError as error:
+        pytest.exit(f"test database unreachable: {' '.join(str(error).split())}", returncode=3)
+    template_url = psycopg.conninfo.make_conninfo(url, dbname=TEMPLATE_DB)
+    with psycopg.connect(template_url, autocommit=True) as conn:
+        run_migrations.migrate(conn, run_migrations.discover(), say=lambda _line: None)
+    return url
+
+
+_database_numbers = itertools.count()
+
+
+def create_database(admin_url: str, template: str = TEMPLATE_DB) -> TestDatabase:
+    name = f"fleettickets_test_{os.getpid()}_{next(_database_numbers)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY file_copy").format(
+            sql.Identifier(name), sql.Identifier(template)))
+    return TestDatabase(psycopg.conninfo.make_conninfo(admin_url, dbname=name), name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def empty_db(pg_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestDatabase]:
+    """A database with nothing in it, not even PostGIS; DATABASE_URL points at it."""
+    database = create_database(pg_admin_url, template="template0")
+    monkeypatch.setenv("DATABASE_URL", database.url)
+    yield database
+    drop_database(pg_admin_url, database.name)
+
+
+@pytest.fixture
+def db(pg_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestDatabase]:
+    """A freshly migrated database; DATABASE_URL points at it."""
+    database = create_database(pg_admin_url)
+    monkeypatch.setenv("DATABASE_URL", database.url)
+    yield database
+    drop_database(pg_admin_url, database.name)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = localstack.free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    localstack.wait_for_port(port)
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@dataclass
+class TestBucket:
+    client: object
+    name: str
+
+    def put(self, key: str, body: bytes | str) -> None:
+        self.client.put_object(Bucket=self.name, Key=key, Body=body.encode() if isinstance(body, str) else body)
+
+    def get(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
+
+    def keys(self, prefix: str = "") -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix)
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+    def put_samples(self, dataset: str) -> list[str]:
+        keys = []
+        for path in sorted((SAMPLES / dataset / "changes").glob("*.csv")):
+            key = f"automations/{dataset}/changes/{path.name}"
+            self.put(key, path.read_bytes())
+            keys.append(key)
+        return keys
+
+
+@pytest.fixture
+def bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> TestBucket:
+    """An empty `isptickets` bucket on the loopback S3 server; RUSTFS_* point at it."""
+    httpx.post(f"{s3_server}/moto-api/reset").raise_for_status()
+    for name, value in localstack.s3_environment(s3_server).items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client(
+        "s3", endpoint_url=s3_server, region_name="us-east-1",
+        aws_access_key_id=localstack.S3_ACCESS_KEY, aws_secret_access_key=localstack.S3_SECRET_KEY,
+        config=Config(s3={"addressing_style": "path"}),
+    )
+    client.create_bucket(Bucket=localstack.BUCKET)
+    return TestBucket(client, localstack.BUCKET)

@@ -1,0 +1,110 @@
+"""run_migrations.py: ordered, once each, refuses edits, duplicates and failures cleanly."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import run_migrations
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "run_migrations.py"), *args],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+@pytest.fixture
+def migrations_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "migrations"
+    shutil.copytree(ROOT / "migrations", folder)
+    return folder
+
+
+def test_fresh_database_applies_every_migration_then_rerun_is_a_noop(empty_db, monkeypatch):
+    first = run_cli()
+    assert first.returncode == 0, first.stderr
+    names = [m.name for m in run_migrations.discover()]
+    for name in names:
+        assert f"Applying {name} … done in" in first.stdout
+    applied = [row[0] for row in empty_db.query("SELECT name FROM tickets.schema_migrations ORDER BY name")]
+    assert applied == names
+
+    second = run_cli()
+    assert second.returncode == 0, second.stderr
+    assert "Nothing to apply" in second.stdout
+    assert empty_db.scalar("SELECT count(*) FROM tickets.schema_migrations") == len(names)
+
+
+def test_status_lists_applied_and_pending(empty_db, migrations_copy):
+    (migrations_copy / "99_later.sql").write_text("SELECT 1;")
+    assert run_cli("--dir", str(ROOT / "migrations")).returncode == 0
+    status = run_cli("--status", "--dir", str(migrations_copy))
+    assert status.returncode == 0
+    assert "applied  01_tickets_schema.sql" in status.stdout
+    assert "pending  99_later.sql" in status.stdout
+
+
+def test_an_edited_applied_migration_is_refused_naming_the_file(empty_db, migrations_copy):
+    assert run_cli("--dir", str(migrations_copy)).returncode == 0
+    edited = migrations_copy / "02_import_meta.sql"
+    edited.write_text(edited.read_text() + "\n-- tweak\n")
+    (migrations_copy / "99_later.sql").write_text("CREATE TABLE tickets.later (x int);")
+
+    result = run_cli("--dir", str(migrations_copy))
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: 02_import_meta.sql was edited after it was applied")
+    assert "Traceback" not in result.stderr
+    assert empty_db.scalar("SELECT to_regclass('tickets.later')") is None
+
+
+def test_duplicate_numbering_is_refused(migrations_copy):
+    (migrations_copy / "03_another.sql").write_text("SELECT 1;")
+    with pytest.raises(run_migrations.MigrationError, match="03_inc_columns.sql|03_another.sql"):
+        run_migrations.discover(migrations_copy)
+
+
+def test_a_failing_migration_rolls_back_alone(empty_db, migrations_copy):
+    (migrations_copy / "98_good.sql").write_text("CREATE TABLE tickets.good (x int);")
+    (migrations_copy / "99_bad.sql").write_text("CREATE TABLE tickets.half (x int);\nSELECT no_such_function();")
+
+    result = run_cli("--dir", str(migrations_copy))
+
+    assert result.returncode == 1
+    assert "99_bad.sql failed and was rolled back" in result.stderr
+    assert "no_such_function" in result.stderr
+    assert empty_db.scalar("SELECT to_regclass('tickets.good')::text") == "tickets.good"
+    assert empty_db.scalar("SELECT to_regclass('tickets.half')") is None
+    assert empty_db.scalar("SELECT count(*) FROM tickets.schema_migrations WHERE name = '99_bad.sql'") == 0
+
+
+def test_missing_or_unreachable_database_is_one_line(tmp_path):
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    missing = run_cli(env=env)
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [
+        "Error: missing DATABASE_URL: set it to the PostgreSQL URL, "
+        "e.g. postgresql://fleettickets@db:5432/tracksolid_db"]
+
+    env["DATABASE_URL"] = "postgresql://someone:s3cretpw@127.0.0.1:1/nowhere"
+    unreachable = run_cli(env=env)
+    assert unreachable.returncode == 1
+    lines = unreachable.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot connect to the database")
+    assert "s3cretpw" not in unreachable.stderr
+
+
+def test_concurrent_deploys_apply_each_migration_once(empty_db):
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "run_migrations.py")], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [p.communicate() + (p.returncode,) for p in procs]
+    assert all(code == 0 for _out, _err, code in results), results
+    applied_lines = sum(out.count("… done in") for out, _err, _code in results)
+    assert applied_lines == len(run_migrations.discover())
