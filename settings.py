@@ -7,6 +7,7 @@ to every message that leaves the process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -57,10 +58,8 @@ def secrets() -> list[str]:
     url = os.environ.get("DATABASE_URL", "")
     if url:
         values.append(url)
-        try:
+        with contextlib.suppress(psycopg.ProgrammingError):
             values.append(conninfo_to_dict(url).get("password") or "")
-        except psycopg.ProgrammingError:
-            pass
     return sorted((v for v in values if len(v) >= 3), key=len, reverse=True)
 
 

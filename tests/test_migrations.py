@@ -66,7 +66,7 @@ def test_an_edited_applied_migration_is_refused_naming_the_file(empty_db, migrat
 
 def test_duplicate_numbering_is_refused(migrations_copy):
     (migrations_copy / "03_another.sql").write_text("SELECT 1;")
-    with pytest.raises(run_migrations.MigrationError, match="03_inc_columns.sql|03_another.sql"):
+    with pytest.raises(run_migrations.MigrationError, match=r"number 03 is already used"):
         run_migrations.discover(migrations_copy)
 
 
@@ -104,7 +104,7 @@ def test_missing_or_unreachable_database_is_one_line(tmp_path):
 def test_concurrent_deploys_apply_each_migration_once(empty_db):
     procs = [subprocess.Popen([sys.executable, str(ROOT / "run_migrations.py")], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    results = [p.communicate() + (p.returncode,) for p in procs]
+    results = [(*p.communicate(), p.returncode) for p in procs]
     assert all(code == 0 for _out, _err, code in results), results
     applied_lines = sum(out.count("… done in") for out, _err, _code in results)
     assert applied_lines == len(run_migrations.discover())
