@@ -40,6 +40,10 @@ class TestDatabase:
     def connect(self) -> psycopg.Connection:
         return psycopg.connect(self.url, autocommit=True)
 
+    def execute(self, statements: str, params: object = None) -> None:
+        with self.connect() as conn:
+            conn.execute(statements, params)
+
     def query(self, query: str, params: object = None) -> list[tuple]:
         with self.connect() as conn:
             return conn.execute(query, params).fetchall()
@@ -164,3 +168,33 @@ def bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> TestBucket:
     )
     client.create_bucket(Bucket=localstack.BUCKET)
     return TestBucket(client, localstack.BUCKET)
+
+
+@dataclass
+class Outcome:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def output(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture
+def run_import(capsys):
+    """Run an entrypoint in-process, e.g. run_import("inc", "--from-bucket", "--apply")."""
+    from crq import import_crq
+    from inc import import_inc
+
+    def run(dataset: str, *args: str) -> Outcome:
+        capsys.readouterr()
+        code = {"inc": import_inc, "crq": import_crq}[dataset].main(list(args))
+        captured = capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
+    return run
+
+
+def table_state(db: TestDatabase, table: str) -> dict[str, dict]:
+    return dict(db.query(f"SELECT ticket_id, raw FROM tickets.{table}"))

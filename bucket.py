@@ -1,0 +1,120 @@
+"""The S3-compatible bucket (RustFS in production) the change files arrive in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from settings import FleetError, require
+
+# botocore retries throttling, 5xx and dropped connections itself; five
+# attempts with its backoff ride out a ~10 s blip of the storage server.
+S3_MAX_ATTEMPTS = 5
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 60
+
+
+class StorageError(FleetError):
+    """The bucket could not be reached or refused a request."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    etag: str
+    size: int
+
+
+def _describe(error: Exception) -> str:
+    from botocore.exceptions import ClientError
+
+    if isinstance(error, ClientError):
+        info = error.response.get("Error", {})
+        return f"{info.get('Code', 'error')}: {info.get('Message', '')}".strip(": ")
+    return " ".join(str(error).split())
+
+
+@dataclass
+class Bucket:
+    client: Any
+    name: str
+    endpoint: str
+
+    @classmethod
+    def from_env(cls) -> Bucket:
+        """The bucket named by RUSTFS_*; fails with the variable to set when one is missing."""
+        endpoint = require("RUSTFS_ENDPOINT", "the S3 endpoint URL, e.g. https://s3.example.com")
+        access_key = require("RUSTFS_ACCESS_KEY", "the S3 access key id")
+        secret_key = require("RUSTFS_SECRET_KEY", "the S3 secret key")
+        name = os.environ.get("RUSTFS_BUCKET", "").strip() or "isptickets"
+        region = os.environ.get("RUSTFS_REGION", "").strip() or "us-east-1"
+
+        # boto3 is imported here, not at module level: runs that never touch
+        # the bucket (--status, local files) should not pay for it.
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=READ_TIMEOUT_S,
+            # S3-compatible servers do not all speak the newer default checksums.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        client = boto3.client("s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=access_key,
+                              aws_secret_access_key=secret_key, config=config)
+        return cls(client, name, endpoint)
+
+    @contextmanager
+    def _request(self, action: str) -> Iterator[None]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except (BotoCoreError, ClientError) as error:
+            raise StorageError(
+                f"S3 {action} failed at {self.endpoint} (bucket {self.name}): {_describe(error)}") from None
+
+    def list(self, prefix: str) -> list[StoredObject]:
+        with self._request(f"listing {prefix}"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix)
+            return [StoredObject(obj["Key"], obj["ETag"].strip('"'), obj["Size"])
+                    for page in pages for obj in page.get("Contents", [])]
+
+    def open(self, key: str) -> BinaryIO:
+        """The object's body as a stream; a transfer that breaks midway raises StorageError."""
+        with self._request(f"reading {key}"):
+            body = self.client.get_object(Bucket=self.name, Key=key)["Body"]
+        return _Body(self, key, body)
+
+    def copy(self, key: str, destination: str) -> None:
+        with self._request(f"copying {key} to {destination}"):
+            self.client.copy_object(Bucket=self.name, Key=destination, CopySource={"Bucket": self.name, "Key": key})
+
+    def delete(self, key: str) -> None:
+        with self._request(f"deleting {key}"):
+            self.client.delete_object(Bucket=self.name, Key=key)
+
+    def put_text(self, key: str, text: str) -> None:
+        with self._request(f"writing {key}"):
+            self.client.put_object(Bucket=self.name, Key=key, Body=text.encode("utf-8"),
+                                   ContentType="text/plain; charset=utf-8")
+
+
+@dataclass
+class _Body:
+    bucket: Bucket
+    key: str
+    body: Any
+
+    def read(self, size: int = -1) -> bytes:
+        with self.bucket._request(f"reading {self.key}"):
+            return self.body.read(size if size >= 0 else None)
+
+    def close(self) -> None:
+        self.body.close()

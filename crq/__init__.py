@@ -1,0 +1,1 @@
+"""Change requests (CRQ): installations and planned work."""

@@ -1,0 +1,1 @@
+"""Incidents (INC): the fibre faults field teams fix."""

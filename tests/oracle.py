@@ -1,0 +1,55 @@
+"""The reference state, computed independently of the engine in plain Python.
+
+Given the files that were applied, it says what every ticket must look like:
+the newest non-alarm version by source_updated_at, later file then later row
+breaking ties, cleaned as the source contract says.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterable
+
+DROPPED = {"week_start", "week_end", "source_s3_bucket", "source_s3_key", "source_snapshot_id", "department",
+           "source_type"}
+FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%f")
+
+
+def parse_eat(value: str | None) -> dt.datetime | None:
+    for fmt in FORMATS:
+        try:
+            return dt.datetime.strptime(value or "", fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def clean(name: str, value: str) -> str | None:
+    if value.strip() == "":
+        return None
+    return {"region": value.strip().lower(), "raw_status": value.strip().upper()}.get(name, value)
+
+
+def reference_state(files: Iterable[tuple[str, bytes]], prefix: str) -> dict[str, dict]:
+    """files: (file name, content) of every applied file, in any order."""
+    best: dict[str, tuple[tuple, dict]] = {}
+    for name, content in files:
+        text = content.decode("utf-8-sig")
+        for index, record in enumerate(csv.DictReader(io.StringIO(text, newline=""))):
+            ticket_id = (record.get("ticket_id") or "").strip()
+            if ticket_id.startswith("EXPORT STOPPED") or None in record or None in record.values():
+                continue
+            if not (ticket_id.startswith(prefix) and len(ticket_id) == len(prefix) + 12
+                    and ticket_id[len(prefix):].isdigit()):
+                continue
+            if (record.get("is_alarm") or "").strip().lower() in {"true", "t", "1"}:
+                continue
+            row = {k.strip(): clean(k.strip(), v) for k, v in record.items() if k.strip() not in DROPPED}
+            row["ticket_id"] = ticket_id
+            updated = parse_eat(row.get("source_updated_at"))
+            rank = (updated is not None, updated or dt.datetime.min, name, index)
+            if ticket_id not in best or rank > best[ticket_id][0]:
+                best[ticket_id] = (rank, row)
+    return {ticket_id: row for ticket_id, (_rank, row) in best.items()}
