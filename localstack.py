@@ -12,9 +12,10 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 BUCKET = "isptickets"
 S3_ACCESS_KEY = "fleettickets-local"
@@ -128,3 +129,156 @@ def s3_environment(endpoint: str) -> dict[str, str]:
         "RUSTFS_BUCKET": BUCKET,
         "RUSTFS_REGION": "us-east-1",
     }
+
+
+# -- the `./dev up` quickstart ----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent
+STATE_DIR = ROOT / ".local"
+SAMPLES = ROOT / "samples"
+DATABASE = "fleettickets"
+PG_PORT = 54329
+S3_PORT = 45329
+
+
+def _stack() -> tuple[PgCluster, Path]:
+    return PgCluster(STATE_DIR / "pg", PG_PORT), STATE_DIR / "s3.pid"
+
+
+def _s3_running(pid_file: Path) -> bool:
+    if not pid_file.exists():
+        return False
+    try:
+        os.kill(int(pid_file.read_text()), 0)
+        return True
+    except (ProcessLookupError, ValueError):
+        return False
+
+
+def local_environment() -> dict[str, str]:
+    """What the production entrypoints read, pointed at the local stack."""
+    return {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{PG_PORT}/{DATABASE}",
+            **s3_environment(f"http://127.0.0.1:{S3_PORT}")}
+
+
+def _start_services() -> bool:
+    """Start PostgreSQL and the S3 server if needed; True when the S3 server is new (and empty)."""
+    import psycopg
+
+    cluster, pid_file = _stack()
+    cluster.init()
+    cluster.start()
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+    if _s3_running(pid_file):
+        return False
+    moto_server = Path(sys.executable).with_name("moto_server")
+    log = (STATE_DIR / "s3.log").open("ab")
+    process = subprocess.Popen([str(moto_server), "-H", "127.0.0.1", "-p", str(S3_PORT)], stdout=log, stderr=log,
+                               start_new_session=True)
+    pid_file.write_text(str(process.pid))
+    wait_for_port(S3_PORT)
+    return True
+
+
+def _seed_bucket() -> int:
+    import boto3
+    from botocore.config import Config
+
+    env = s3_environment(f"http://127.0.0.1:{S3_PORT}")
+    client = boto3.client("s3", endpoint_url=env["RUSTFS_ENDPOINT"], region_name="us-east-1",
+                          aws_access_key_id=S3_ACCESS_KEY, aws_secret_access_key=S3_SECRET_KEY,
+                          config=Config(s3={"addressing_style": "path"}))
+    client.create_bucket(Bucket=BUCKET)
+    files = sorted(SAMPLES.glob("*/changes/*.csv"))
+    for path in files:
+        client.put_object(Bucket=BUCKET, Key=f"automations/{path.parent.parent.name}/changes/{path.name}",
+                          Body=path.read_bytes())
+    return len(files)
+
+
+def _run(*command: str) -> None:
+    env = {**os.environ, **local_environment()}
+    result = subprocess.run([sys.executable, *command], cwd=ROOT, env=env)
+    if result.returncode != 0:
+        raise StackError(f"`python {' '.join(command)}` exited with {result.returncode}")
+
+
+def _load_gazetteer_and_summarize() -> None:
+    import psycopg
+
+    with psycopg.connect(local_environment()["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("CREATE TEMP TABLE seed (cluster text, lat float8, lon float8)")
+        with conn.cursor().copy("COPY seed FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
+            copy.write((SAMPLES / "gazetteer" / "clusters.csv").read_bytes())
+        added = conn.execute("""INSERT INTO tickets.geo_clusters (cluster, lat, lon, status, source)
+                                SELECT cluster, lat, lon, 'ok', 'seed' FROM seed
+                                ON CONFLICT (cluster) DO NOTHING""").rowcount
+        moved = conn.execute("SELECT tickets.resolve_ticket_geoms()").fetchone()[0]
+        print(f"gazetteer: {added} cluster centroids loaded from samples/gazetteer/clusters.csv, "
+              f"{moved} tickets placed")
+        print()
+        print("Summary")
+        for dataset, rows, opened, placed, watermark, success in conn.execute("""
+                SELECT m.dataset, t.rows, t.open, t.placed, m.metadata->>'source_max_key',
+                       to_char((m.metadata->>'last_success_at')::timestamptz AT TIME ZONE 'Africa/Nairobi',
+                               'YYYY-MM-DD HH24:MI EAT')
+                FROM tickets.import_meta m
+                JOIN (SELECT 'inc' AS dataset, count(*) AS rows, count(*) FILTER (WHERE bucket = 'open') AS open,
+                             count(geom) AS placed FROM tickets.inc
+                      UNION ALL
+                      SELECT 'crq', count(*), count(*) FILTER (WHERE bucket = 'open'), count(geom)
+                      FROM tickets.crq) t USING (dataset)
+                ORDER BY m.dataset DESC"""):
+            files = conn.execute("""SELECT count(*), count(archived_at) FROM tickets.ingest_files
+                                    WHERE dataset = %s AND status = 'applied'""", (dataset,)).fetchone()
+            print(f"  {dataset}: {rows} tickets ({opened} open, {placed} with a point); "
+                  f"{files[0]} files applied, {files[1]} archived; watermark {PurePosixPath(watermark or '-').name}, "
+                  f"last success {success or 'never'}")
+        backlog = conn.execute("""
+            SELECT COALESCE(tickets.canonical_cluster(cluster), '(none)'), count(*)
+            FROM (SELECT cluster FROM tickets.inc WHERE bucket = 'open'
+                  UNION ALL SELECT cluster FROM tickets.crq WHERE bucket = 'open') o
+            GROUP BY 1 ORDER BY 2 DESC, 1""").fetchall()
+        print("  open backlog by cluster: " + ", ".join(f"{cluster} {n}" for cluster, n in backlog))
+
+
+def up() -> None:
+    STATE_DIR.mkdir(exist_ok=True)
+    fresh_s3 = _start_services()
+    print(f"PostgreSQL on 127.0.0.1:{PG_PORT} (data in .local/pg), S3 on 127.0.0.1:{S3_PORT}")
+    if fresh_s3:
+        print(f"bucket {BUCKET}: {_seed_bucket()} sample change files uploaded")
+    (STATE_DIR / "env").write_text("".join(f"{k}={v}\n" for k, v in local_environment().items()))
+    _run("run_migrations.py")
+    _run("-m", "inc.import_inc", "--from-bucket", "--apply")
+    _run("-m", "crq.import_crq", "--from-bucket", "--apply")
+    _load_gazetteer_and_summarize()
+    print("\nThe stack keeps running: `set -a; . .local/env` to use it by hand, `./dev stop` to stop it, "
+          "`./dev clean` to remove it.")
+
+
+def stop() -> None:
+    cluster, pid_file = _stack()
+    if _s3_running(pid_file):
+        os.kill(int(pid_file.read_text()), 15)
+    pid_file.unlink(missing_ok=True)
+    cluster.stop()
+    print("local stack stopped (data kept in .local/; the S3 server forgets its bucket)")
+
+
+def clean() -> None:
+    stop()
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
+    print("local stack removed")
+
+
+if __name__ == "__main__":
+    commands = {"up": up, "stop": stop, "clean": clean}
+    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+        raise SystemExit("usage: python localstack.py up|stop|clean")
+    try:
+        commands[sys.argv[1]]()
+    except StackError as error:
+        raise SystemExit(f"Error: {error}") from None

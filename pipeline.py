@@ -418,8 +418,8 @@ class Ingest:
                 elif action == "archive":
                     self.report.files_skipped += 1
                     if self.apply:
-                        self.log.info(f"archiving {source.name}: applied by an earlier run that stopped before "
-                                      "archiving it")
+                        self.log.info(f"archiving {source.name}: already applied by an earlier run "
+                                      "(same ETag), not applied again")
                     self.archive(source)
                 else:
                     self.report.files_skipped += 1
@@ -521,9 +521,11 @@ def summarize(log: Log, report: RunReport, *, apply: bool, files_listed: int) ->
 
 def print_status(dataset: Dataset) -> int:
     with settings.connect() as conn:
-        meta = conn.execute("SELECT metadata FROM tickets.import_meta WHERE dataset = %s",
-                            (dataset.name,)).fetchone()
-        metadata = meta[0] if meta else {}
+        conn.execute("SET TIME ZONE 'Africa/Nairobi'")  # operators read EAT
+        metadata = conn.execute("""
+            SELECT metadata->>'source_max_key', (metadata->>'last_success_at')::timestamptz,
+                   (metadata->>'last_failure_at')::timestamptz
+            FROM tickets.import_meta WHERE dataset = %s""", (dataset.name,)).fetchone() or (None, None, None)
         newest = conn.execute("""
             SELECT key, applied_at, now() - applied_at FROM tickets.ingest_files
             WHERE dataset = %s AND status = 'applied' ORDER BY key DESC LIMIT 1""", (dataset.name,)).fetchone()
@@ -543,10 +545,12 @@ def print_status(dataset: Dataset) -> int:
             FROM tickets.ingest_runs WHERE dataset = %s ORDER BY run_id DESC LIMIT 5""", (dataset.name,)).fetchall()
 
     print(f"{dataset.name}: {dataset.table}")
-    print(f"  watermark        {metadata.get('source_max_key') or '(none: nothing applied from the bucket yet)'}")
+    watermark, last_success, last_failure = metadata
+    print(f"  watermark        {watermark or '(none: nothing applied from the bucket yet)'}")
     if newest:
-        print(f"  newest applied   {newest[0]} at {newest[1]:%Y-%m-%d %H:%M:%S %Z} ({_age(newest[2])} ago)")
-    print(f"  last success     {metadata.get('last_success_at') or 'never'}")
+        print(f"  newest applied   {newest[0]}, applied {newest[1]:%Y-%m-%d %H:%M} EAT ({_age(newest[2])} ago)")
+    print(f"  last success     {f'{last_success:%Y-%m-%d %H:%M} EAT' if last_success else 'never'}"
+          + (f" (last failure {last_failure:%Y-%m-%d %H:%M} EAT)" if last_failure else ""))
     print(f"  tickets          {counts[0]} ({counts[1]} open, {counts[2]} with a point)")
     print(f"  files            {rejected} rejected, {pending_archive} applied but not yet archived; "
           f"{rejected_rows} rejected rows kept")
@@ -554,7 +558,7 @@ def print_status(dataset: Dataset) -> int:
     for started, took, status, applied, rejected_files, inserted, updated, error in runs:
         state = status if status != "running" or took else "running (or died)"
         took_s = f"{took.total_seconds():.1f} s" if took else "-"
-        print(f"    {started:%Y-%m-%d %H:%M:%S} {state:8} {took_s:>8}  {applied} files, {rejected_files} rejected, "
+        print(f"    {started:%Y-%m-%d %H:%M} EAT {state:8} {took_s:>8}  {applied} files, {rejected_files} rejected, "
               f"{inserted} new, {updated} updated{'  ' + error if error else ''}")
     if not runs:
         print("    (none)")

@@ -103,7 +103,6 @@ def migrate(conn: psycopg.Connection, migrations: Sequence[Migration],
             return 0
         for migration in todo:
             started = time.perf_counter()
-            say(f"Applying {migration.name} …")
             try:
                 with conn.transaction():
                     conn.execute(TRACKING_DDL)

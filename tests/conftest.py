@@ -27,9 +27,7 @@ import localstack
 import run_migrations
 
 TEMPLATE_DB = "fleettickets_template"
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-if not SAMPLES.is_dir():  # a checkout laid out without ../shared keeps its own copy
-    SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 @dataclass

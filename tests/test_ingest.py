@@ -183,7 +183,7 @@ def test_kill_between_commit_and_archive_then_rerun_archives_without_reapplying(
     rerun = run_subprocess("inc.import_inc", "--from-bucket", "--apply")
 
     assert rerun.returncode == 0, rerun.stderr
-    assert "archiving 2026-11-20T06-00-00.csv: applied by an earlier run" in rerun.stdout
+    assert "archiving 2026-11-20T06-00-00.csv: already applied by an earlier run" in rerun.stdout
     assert db.query("SELECT key, applied_at FROM tickets.ingest_files WHERE key = %s", (keys[0],)) == applied
     assert bucket.keys("automations/inc/changes/") == []
     assert len(bucket.keys("automations/inc/processed/")) == 3
@@ -391,3 +391,24 @@ def test_post_apply_runs_after_every_applied_run_even_with_nothing_new(db, bucke
     assert (first.code, second.code) == (0, 0)
     assert "history captured" in second.out
     assert db.scalar("SELECT count(*) FROM tickets.history_calls") == 2
+
+
+def test_status_shows_watermark_runs_and_counts_without_touching_anything(db, bucket, run_import):
+    keys = bucket.put_samples("inc")
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+    bucket.put(changes("inc", "2026-11-20T07-00-00"), "ticket_id\nnot-a-ticket\n")
+    assert run_import("inc", "--from-bucket", "--apply").code == 1
+
+    status = run_import("inc", "--status")
+
+    assert status.code == 0
+    lines = status.out.splitlines()
+    assert f"  watermark        {changes('inc', '2026-11-20T07-00-00')}" in lines
+    assert any(line.startswith(f"  newest applied   {changes('inc', '2026-11-20T07-00-00')}") for line in lines)
+    placed = db.scalar("SELECT count(geom) FROM tickets.inc")
+    assert f"  tickets          70 (45 open, {placed} with a point)" in lines
+    assert "(last failure" in status.out
+    assert "1 rejected rows kept" in status.out
+    runs = [line for line in lines if line.startswith("    20")]
+    assert len(runs) == 2 and " failed " in runs[0] and " ok " in runs[1]
+    assert bucket.keys("automations/inc/processed/")[:len(keys)] == [k.replace("changes", "processed") for k in keys]
