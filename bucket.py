@@ -18,7 +18,15 @@ READ_TIMEOUT_S = 60
 
 
 class StorageError(FleetError):
-    """The bucket could not be reached or refused a request."""
+    """The bucket refused a request (missing object, access denied, …)."""
+
+
+class StorageUnavailable(StorageError):
+    """The S3 endpoint cannot be reached even after botocore's retries: no point going on."""
+
+
+class TransferError(StorageError):
+    """An object's body broke off midway; reading it again may well succeed."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,7 @@ class Bucket:
 
         config = Config(
             s3={"addressing_style": "path"},
-            retries={"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
+            retries={"max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS") or S3_MAX_ATTEMPTS), "mode": "standard"},
             connect_timeout=CONNECT_TIMEOUT_S,
             read_timeout=READ_TIMEOUT_S,
             # S3-compatible servers do not all speak the newer default checksums.
@@ -71,14 +79,16 @@ class Bucket:
         return cls(client, name, endpoint)
 
     @contextmanager
-    def _request(self, action: str) -> Iterator[None]:
-        from botocore.exceptions import BotoCoreError, ClientError
+    def _request(self, action: str, *, transfer: bool = False) -> Iterator[None]:
+        from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
         try:
             yield
         except (BotoCoreError, ClientError) as error:
-            raise StorageError(
-                f"S3 {action} failed at {self.endpoint} (bucket {self.name}): {_describe(error)}") from None
+            kind = (StorageUnavailable if isinstance(error, ConnectionError | HTTPClientError) and not transfer
+                    else TransferError if transfer and not isinstance(error, ClientError)
+                    else StorageError)
+            raise kind(f"S3 {action} failed at {self.endpoint} (bucket {self.name}): {_describe(error)}") from None
 
     def list(self, prefix: str) -> list[StoredObject]:
         with self._request(f"listing {prefix}"):
@@ -87,7 +97,7 @@ class Bucket:
                     for page in pages for obj in page.get("Contents", [])]
 
     def open(self, key: str) -> BinaryIO:
-        """The object's body as a stream; a transfer that breaks midway raises StorageError."""
+        """The object's body as a stream; a transfer that breaks midway raises TransferError."""
         with self._request(f"reading {key}"):
             body = self.client.get_object(Bucket=self.name, Key=key)["Body"]
         return _Body(self, key, body)
@@ -113,7 +123,7 @@ class _Body:
     body: Any
 
     def read(self, size: int = -1) -> bytes:
-        with self.bucket._request(f"reading {self.key}"):
+        with self.bucket._request(f"reading {self.key}", transfer=True):
             return self.body.read(size if size >= 0 else None)
 
     def close(self) -> None:

@@ -101,8 +101,11 @@ class PgCluster:
         if self.is_running():
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
-    def restart(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "restart")
+    def restart(self, *, durable: bool = True) -> None:
+        # stop + start rather than `pg_ctl restart`, which would forget the log
+        # file and leave the server writing into our captured pipes.
+        self.stop()
+        self.start(durable=durable)
 
     def remove(self) -> None:
         self.stop()

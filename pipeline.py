@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 
 import settings
-from bucket import StorageError
+from bucket import StorageError, StorageUnavailable, TransferError
 from changefile import ChangeFile, FileCounts, RejectedFile
 from settings import FleetError
 
@@ -38,8 +38,8 @@ FAULT_VARIABLE = "FLEETTICKETS_FAULT"
 FAULT_POINTS = frozenset({
     "after_list", "mid_copy", "before_commit", "after_commit", "after_copy_object", "mid_post_apply",
 })
-# A flaky transfer is retried this many times within the run before the file
-# is left in changes/ for the next run.
+# botocore retries whole requests itself; a body that breaks off midway is
+# read again this many times before the file is left for the next run.
 READ_ATTEMPTS = 3
 
 STAGING_DDL = """
@@ -193,9 +193,16 @@ class Log:
 
 
 def fault(point: str) -> None:
-    """Crash-test hook: SIGKILL ourselves at `point` when FLEETTICKETS_FAULT names it; inert otherwise."""
-    if os.environ.get(FAULT_VARIABLE) == point:
+    """Crash-test hook, inert unless FLEETTICKETS_FAULT names `point`.
+
+    `point` kills the process (SIGKILL); `point:stop` freezes it (SIGSTOP) so a
+    test can break something underneath it, then let it go on (SIGCONT).
+    """
+    wanted = os.environ.get(FAULT_VARIABLE)
+    if wanted == point:
         os.kill(os.getpid(), signal.SIGKILL)
+    elif wanted == f"{point}:stop":
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def describe_counts(counts: FileCounts) -> str:
@@ -306,6 +313,9 @@ class Ingest:
                 (self.dataset.name,)).fetchone()
         watermark_key = watermark[0] if watermark else None
 
+        if self.apply:
+            self.reconcile_archived({obj.key for obj in listed})
+
         plan = []
         for _stamp, obj in stamped:
             source = Source(obj.key, obj.etag, obj.size, lambda key=obj.key: self.bucket.open(key))
@@ -319,6 +329,15 @@ class Ingest:
                 self.log.warn(f"{obj.key} arrived late (at or below the watermark {watermark_key}): applying it")
             plan.append((source, "apply"))
         return plan
+
+    def reconcile_archived(self, listed: set[str]) -> None:
+        """Applied files gone from changes/ were archived by a run that died before recording it."""
+        with _database_errors("reconciling the ledger with the bucket"):
+            self.conn.execute("""
+                UPDATE tickets.ingest_files SET archived_at = now()
+                WHERE dataset = %s AND status = 'applied' AND archived_at IS NULL
+                  AND key LIKE %s AND NOT key = ANY(%s)""",
+                (self.dataset.name, self.dataset.changes_prefix + "%", list(listed)))
 
     def archive(self, source: Source) -> None:
         """Move an applied file to processed/: copy first, so a crash never loses it."""
@@ -366,12 +385,18 @@ class Ingest:
             except RejectedFile as rejected:
                 self.reject(source, rejected)
                 return
-            except StorageError as error:
+            except StorageUnavailable as error:
+                raise RunAborted(f"{error}; every file committed before stays applied, the rest is applied "
+                                 "next run") from None
+            except TransferError as error:
                 if attempt == READ_ATTEMPTS:
                     self.fail(source, str(error))
                     return
-                self.log.warn(f"{error}; retrying ({attempt}/{READ_ATTEMPTS - 1})")
+                self.log.warn(f"{error}; reading it again ({attempt}/{READ_ATTEMPTS - 1})")
                 time.sleep(attempt)
+            except StorageError as error:
+                self.fail(source, str(error))
+                return
             except psycopg.Error as error:
                 # Rolled back; one file the database refuses must not hold up the others.
                 self.fail(source, f"the database refused {source.key}: {settings.describe_db_error(error)}")
@@ -443,6 +468,18 @@ def start_run_log(conn: psycopg.Connection, dataset: Dataset, mode: str) -> int:
 
 
 def finish_run_log(conn: psycopg.Connection, dataset: Dataset, run_id: int, report: RunReport) -> None:
+    """Close the run's log row; after a lost connection, on a new one if the database is back."""
+    if not (conn.broken or conn.closed):
+        _write_run_log(conn, dataset, run_id, report)
+        return
+    try:
+        with settings.connect(attempts=1) as fresh:
+            _write_run_log(fresh, dataset, run_id, report)
+    except (FleetError, psycopg.Error):
+        pass  # the row stays 'running', which --status shows as a run that died
+
+
+def _write_run_log(conn: psycopg.Connection, dataset: Dataset, run_id: int, report: RunReport) -> None:
     rows = report.rows
     with conn.transaction():
         conn.execute("""
@@ -493,7 +530,7 @@ def ingest(dataset: Dataset, *, apply: bool, reseed: bool = False, local_files: 
             runner.report.errors.append(str(aborted))
             raise
         finally:
-            if run_id is not None and not conn.closed and not conn.broken:
+            if run_id is not None:
                 finish_run_log(conn, dataset, run_id, runner.report)
         if apply and dataset.post_apply:
             with _database_errors("running the post-apply step"), conn.transaction():

@@ -3,51 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import psycopg
+from streamdata import HEADER, ROOT, change_file, changes, run_subprocess, sample_files, ticket_row
 
 import settings
-from conftest import SAMPLES, table_state
+from conftest import table_state
 from oracle import reference_state
-
-ROOT = Path(__file__).resolve().parents[1]
-HEADER = ("ticket_id,raw_status,normalized_status,bucket,is_actionable,cluster,region,location_name,assigned_team,"
-          "owner,sla_status,mttr,created_at_service,scheduled_at,closed_at,first_seen_at,last_seen_at,"
-          "source_created_at,source_updated_at,latitude,longitude,service_type,is_alarm,is_auto_created,"
-          "is_auto_closed,week_start,week_end,source_s3_bucket,source_s3_key,source_snapshot_id,department,"
-          "source_type")
-
-
-def sample_files(dataset: str) -> list[tuple[str, bytes]]:
-    return [(p.name, p.read_bytes()) for p in sorted((SAMPLES / dataset / "changes").glob("*.csv"))]
-
-
-def ticket_row(ticket_id: str, updated: str, *, status: str = "In Progress", region: str = " Nairobi ",
-               alarm: str = "false", cluster: str = "Kilimani") -> str:
-    return (f"{ticket_id},{status},in_progress,open,true,{cluster},{region},\"Yaya Court, Lenana Rd ODB 4\","
-            f"FieldOps,,,,2026-11-20 04:00:00,,,2026-11-20 05:00:00,2026-11-20 06:00:00,2026-11-20 04:00:00,"
-            f"{updated},,,FTTH,{alarm},false,false,2026-11-16,2026-11-22,tickets,k,uuid,NOC,INC")
-
-
-def change_file(*rows: str) -> str:
-    return "\n".join([HEADER, *rows]) + "\n"
-
-
-def changes(dataset: str, stamp: str) -> str:
-    return f"automations/{dataset}/changes/{stamp}.csv"
-
-
-def run_subprocess(module: str, *args: str, fault: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    if fault:
-        env["FLEETTICKETS_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
-
 
 # -- draining the samples ------------------------------------------------------
 
@@ -166,31 +130,6 @@ def test_a_rewritten_file_is_applied_again_with_a_warning(db, bucket, run_import
     assert "rewritten by the export" in outcome.err
     assert db.scalar("SELECT raw_status FROM tickets.inc") == "REWRITTEN"
     assert db.scalar("SELECT count(*) FROM tickets.ingest_files") == 2
-
-
-# -- crash safety ----------------------------------------------------------------
-
-def test_kill_between_commit_and_archive_then_rerun_archives_without_reapplying(db, bucket):
-    keys = bucket.put_samples("inc")
-
-    killed = run_subprocess("inc.import_inc", "--from-bucket", "--apply", fault="after_commit")
-    assert killed.returncode == -9
-    assert bucket.keys("automations/inc/changes/") == keys
-    applied = db.query("SELECT key, applied_at FROM tickets.ingest_files")
-    assert [key for key, _ in applied] == keys[:1]
-    rows_before = db.query("SELECT ticket_id, xmin::text FROM tickets.inc ORDER BY 1")
-
-    rerun = run_subprocess("inc.import_inc", "--from-bucket", "--apply")
-
-    assert rerun.returncode == 0, rerun.stderr
-    assert "archiving 2026-11-20T06-00-00.csv: already applied by an earlier run" in rerun.stdout
-    assert db.query("SELECT key, applied_at FROM tickets.ingest_files WHERE key = %s", (keys[0],)) == applied
-    assert bucket.keys("automations/inc/changes/") == []
-    assert len(bucket.keys("automations/inc/processed/")) == 3
-    assert table_state(db, "inc") == reference_state(sample_files("inc"), "INC")
-    first_file_tickets = {t for t, _ in rows_before}
-    assert all(t in first_file_tickets for t in first_file_tickets)
-    assert db.query("SELECT status FROM tickets.ingest_runs ORDER BY run_id") == [("running",), ("ok",)]
 
 
 # -- bad input -----------------------------------------------------------------

@@ -1,0 +1,110 @@
+"""A TCP proxy on loopback that a test can cut, to stage outages of real servers.
+
+It forwards bytes unchanged between the client and the real server (PostgreSQL,
+the S3 server). A test can drop every connection at once (`cut`), drop them
+once the client has sent a number of bytes (`cut_after_upstream_bytes`, e.g.
+mid-COPY), refuse new connections (`down`), or make HTTP responses claim a
+larger body than they carry (`inflate_content_length_for`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import threading
+from dataclasses import dataclass, field
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+@dataclass
+class Proxy:
+    target_port: int
+    port: int = 0
+    cut_after_upstream_bytes: int | None = None
+    inflate_content_length_for: str | None = None
+    """A path fragment: responses to requests for it claim 2 GiB and end early."""
+    upstream_bytes: int = 0
+    _listener: socket.socket | None = None
+    _connections: list[socket.socket] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _accepting: bool = True
+
+    def start(self) -> Proxy:
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", self.port))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+        return self
+
+    def _accept_loop(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self._accepting:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._connections += [client, upstream]
+            state = {"inflate": False}
+            threading.Thread(target=self._pipe, args=(client, upstream, True, state), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False, state), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, upstream: bool, state: dict) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if upstream:
+                    self.upstream_bytes += len(data)
+                    limit = self.cut_after_upstream_bytes
+                    if limit is not None and self.upstream_bytes > limit:
+                        self.cut()
+                        return
+                    if self.inflate_content_length_for and self.inflate_content_length_for.encode() in data:
+                        state["inflate"] = True
+                elif state["inflate"] and b"\r\n\r\n" in data:
+                    sink.sendall(re.sub(rb"(?i)content-length: *\d+", b"Content-Length: 2147483648", data))
+                    break  # the body ends here, 2 GiB short of its claim
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                _close(sock)
+
+    def cut(self) -> None:
+        """Drop every open connection, as a server restart does."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for sock in connections:
+            _close(sock)
+
+    def down(self) -> None:
+        """Drop every connection and refuse new ones until `up()`."""
+        self._accepting = False
+        self.cut()
+
+    def up(self) -> None:
+        self._accepting = True
+        self.cut_after_upstream_bytes = None
+
+    def stop(self) -> None:
+        self.down()
+        if self._listener:
+            self._listener.close()

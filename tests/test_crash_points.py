@@ -1,0 +1,64 @@
+"""SIGKILL at every step of a run, then a rerun: the reference state, every file in one place, none re-applied."""
+
+from __future__ import annotations
+
+import pytest
+from streamdata import run_subprocess, sample_files
+
+import pipeline
+from conftest import table_state
+from oracle import reference_state
+
+HISTORY_PROBE = """
+CREATE TABLE tickets.history_calls (at timestamptz DEFAULT now());
+CREATE FUNCTION tickets.capture_history() RETURNS jsonb LANGUAGE sql AS
+$$ INSERT INTO tickets.history_calls DEFAULT VALUES RETURNING jsonb_build_object('calls', 1) $$
+"""
+
+
+def placement(bucket, names: list[str]) -> dict[str, set[str]]:
+    """For every file name, the folders it is in."""
+    where: dict[str, set[str]] = {name: set() for name in names}
+    for key in bucket.keys("automations/inc/"):
+        folder, name = key.split("/")[-2:]
+        if name in where:
+            where[name].add(folder)
+    return where
+
+
+@pytest.mark.parametrize("point", sorted(pipeline.FAULT_POINTS))
+def test_killed_at_any_step_the_rerun_reaches_the_reference_state(db, bucket, point):
+    db.execute(HISTORY_PROBE)
+    bucket.put_samples("inc")
+    names = [name for name, _ in sample_files("inc")]
+
+    killed = run_subprocess("inc.import_inc", "--from-bucket", "--apply", fault=point)
+
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    after_crash = placement(bucket, names)
+    assert all(folders for folders in after_crash.values()), f"a file vanished: {after_crash}"
+    assert all(folders <= {"changes", "processed"} for folders in after_crash.values())
+    committed = dict(db.query("SELECT key, applied_at FROM tickets.ingest_files"))
+    assert db.scalar("SELECT count(*) FROM tickets.history_calls") == 0
+
+    rerun = run_subprocess("inc.import_inc", "--from-bucket", "--apply")
+
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert table_state(db, "inc") == reference_state(sample_files("inc"), "INC")
+    assert placement(bucket, names) == {name: {"processed"} for name in names}
+    ledger = db.query("SELECT key, applied_at, archived_at IS NOT NULL FROM tickets.ingest_files ORDER BY key")
+    assert [key for key, *_ in ledger] == [f"automations/inc/changes/{name}" for name in names]
+    assert all(archived for *_, archived in ledger)
+    for key, applied_at, _ in ledger:  # committed before the kill: archived, never applied again
+        if key in committed:
+            assert applied_at == committed[key]
+    assert db.scalar("SELECT count(*) FROM tickets.history_calls") == 1
+    assert db.scalar("SELECT max(metadata->>'source_max_key') FROM tickets.import_meta") == \
+        f"automations/inc/changes/{names[-1]}"
+
+
+def test_the_fault_hook_is_inert_without_its_variable(db, bucket, monkeypatch):
+    monkeypatch.delenv("FLEETTICKETS_FAULT", raising=False)
+    bucket.put_samples("inc")
+    assert run_subprocess("inc.import_inc", "--from-bucket", "--apply").returncode == 0
+    assert run_subprocess("inc.import_inc", "--from-bucket", "--apply", fault="no_such_point").returncode == 0
