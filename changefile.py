@@ -149,7 +149,7 @@ class ChangeFile:
             except csv.Error as error:
                 reason = ("unterminated quoted field (the rest of the file is unreadable)"
                           if "unexpected end of data" in str(error) or "field larger" in str(error)
-                          else f"broken quoting: {error}")
+                          else f"broken quoting in the record starting on this line ({error})")
                 raise RejectedFile(self.source, start, reason) from None
             yield start, fields
             start = self._line + 1

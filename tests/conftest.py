@@ -32,6 +32,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 @dataclass
 class TestDatabase:
+    __test__ = False  # a fixture value, not a test class
     url: str
     name: str
 
@@ -131,6 +132,7 @@ def s3_server() -> Iterator[str]:
 
 @dataclass
 class TestBucket:
+    __test__ = False
     client: object
     name: str
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -44,3 +46,24 @@ def run_subprocess(module: str, *args: str, fault: str | None = None) -> subproc
                           text=True, timeout=120)
 
 
+
+
+COLUMNS = HEADER.split(",")
+
+
+def ticket_fields(ticket_id: str, updated: str = "2026-11-20 06:10:00", **overrides: str) -> dict[str, str]:
+    """All 32 columns of one ticket version, as the export writes them."""
+    line = ticket_row(ticket_id, updated)
+    fields = dict(zip(COLUMNS, next(csv.reader([line])), strict=True))
+    fields.update(overrides)
+    return fields
+
+
+def csv_text(rows: list[dict[str, str]], columns: list[str] = COLUMNS, newline: str = "\n") -> str:
+    """A change file with exactly these columns, in this order, RFC 4180 quoted."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=newline)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([row.get(column, "") for column in columns])
+    return buffer.getvalue()

@@ -248,6 +248,20 @@ def test_runs_started_together_apply_each_file_once(db, bucket):
     assert table_state(db, "inc") == reference_state(sample_files("inc"), "INC")
 
 
+def test_inc_and_crq_started_together_both_apply_without_deadlock(db, bucket):
+    bucket.put_samples("inc")
+    bucket.put_samples("crq")
+    procs = [subprocess.Popen([sys.executable, "-m", module, "--from-bucket", "--apply"], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for module in ("inc.import_inc", "crq.import_crq", "inc.import_inc", "crq.import_crq")]
+    results = [(*p.communicate(timeout=120), p.returncode) for p in procs]
+
+    assert [code for *_, code in results] == [0, 0, 0, 0], results
+    assert table_state(db, "inc") == reference_state(sample_files("inc"), "INC")
+    assert table_state(db, "crq") == reference_state(sample_files("crq"), "CRQ")
+    assert dict(db.query("SELECT dataset, count(*) FROM tickets.ingest_files GROUP BY 1")) == {"inc": 3, "crq": 2}
+
+
 # -- dry run -------------------------------------------------------------------
 
 def test_dry_run_writes_nothing_and_reports_what_the_real_run_does(db, bucket, run_import):

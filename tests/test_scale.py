@@ -1,0 +1,50 @@
+"""A 500,000-row change file streams through in bounded memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from streamdata import HEADER, ROOT, ticket_row
+
+# The issue's ceiling for the whole ingest process on this file.
+PEAK_RSS_LIMIT_MB = 200
+
+
+def write_big_file(path, rows: int) -> None:
+    with path.open("w") as out:
+        out.write(HEADER + "\n")
+        for n in range(rows):
+            out.write(ticket_row(f"INC{n:012d}", "2026-11-20 06:00:00") + "\n")
+
+
+def peak_rss_mb(*args: str) -> tuple[int, float]:
+    process = subprocess.Popen([sys.executable, "-m", "inc.import_inc", *args], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, usage.ru_maxrss / 1024
+
+
+@pytest.mark.slow
+def test_half_a_million_rows_apply_within_the_memory_ceiling(db, tmp_path):
+    big = tmp_path / "2026-11-20T06-00-00.csv"
+    write_big_file(big, 500_000)
+
+    code, peak_mb = peak_rss_mb("--inc-csv", str(big), "--apply")
+
+    assert code == 0
+    assert db.scalar("SELECT count(*) FROM tickets.inc") == 500_000
+    assert peak_mb < PEAK_RSS_LIMIT_MB, f"peak RSS {peak_mb:.0f} MB"
+
+
+def test_memory_does_not_grow_with_the_file(db, tmp_path):
+    sizes = {}
+    for rows in (2_000, 40_000):
+        path = tmp_path / f"2026-11-20T06-{rows % 60:02d}-00.csv"
+        write_big_file(path, rows)
+        code, sizes[rows] = peak_rss_mb("--inc-csv", str(path), "--apply")
+        assert code == 0
+    assert sizes[40_000] - sizes[2_000] < 15, sizes
