@@ -64,4 +64,4 @@ def test_dockerfile_copies_every_top_level_module():
 
 def test_readme_test_command_is_what_ci_runs():
     assert "$ ./dev test" in README
-    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("exec ./dev test")
+    assert "\n./dev test\n" in (ROOT / ".ci" / "run").read_text()
