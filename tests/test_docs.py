@@ -41,7 +41,7 @@ def test_every_environment_variable_is_in_the_readme_and_env_example():
     assert {"DATABASE_URL", "RUSTFS_ENDPOINT", "RUSTFS_SECRET_KEY", "RUSTFS_BUCKET", "FLEETTICKETS_FAULT"} <= names
     assert not {n for n in names if f"`{n}`" not in README}
     example = (ROOT / ".env.example").read_text()
-    assert not {n for n in names - {"FLEETTICKETS_FAULT", "PG_BINDIR", "GEOCODER_API_KEY"}
+    assert not {n for n in names - {"FLEETTICKETS_FAULT", "AWS_MAX_ATTEMPTS", "PG_BINDIR"}
                 if f"\n{n}=" not in "\n" + example}
 
 
