@@ -208,19 +208,10 @@ def _run(*command: str) -> None:
         raise StackError(f"`python {' '.join(command)}` exited with {result.returncode}")
 
 
-def _load_gazetteer_and_summarize() -> None:
+def _summarize() -> None:
     import psycopg
 
     with psycopg.connect(local_environment()["DATABASE_URL"], autocommit=True) as conn:
-        conn.execute("CREATE TEMP TABLE seed (cluster text, lat float8, lon float8)")
-        with conn.cursor().copy("COPY seed FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
-            copy.write((SAMPLES / "gazetteer" / "clusters.csv").read_bytes())
-        added = conn.execute("""INSERT INTO tickets.geo_clusters (cluster, lat, lon, status, source)
-                                SELECT cluster, lat, lon, 'ok', 'seed' FROM seed
-                                ON CONFLICT (cluster) DO NOTHING""").rowcount
-        moved = conn.execute("SELECT tickets.resolve_ticket_geoms()").fetchone()[0]
-        print(f"gazetteer: {added} cluster centroids loaded from samples/gazetteer/clusters.csv, "
-              f"{moved} tickets placed")
         print()
         print("Summary")
         for dataset, rows, opened, placed, watermark, success in conn.execute("""
@@ -257,7 +248,8 @@ def up() -> None:
     _run("run_migrations.py")
     _run("-m", "inc.import_inc", "--from-bucket", "--apply")
     _run("-m", "crq.import_crq", "--from-bucket", "--apply")
-    _load_gazetteer_and_summarize()
+    _run("-m", "inc.import_inc", "--load-gazetteer", "samples/gazetteer/clusters.csv", "--apply")
+    _summarize()
     print("\nThe stack keeps running: `set -a; . .local/env` to use it by hand, `./dev stop` to stop it, "
           "`./dev clean` to remove it.")
 

@@ -159,6 +159,22 @@ class Dataset:
         return sql.Identifier(*self.table.split("."))
 
 
+@dataclass(frozen=True)
+class Command:
+    """An action an entrypoint adds beside the ingest, e.g. --geocode-clusters."""
+
+    flag: str
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    """Called with the parsed arguments (args.apply is the dry-run switch); returns the exit code."""
+    metavar: str | None = None
+    """Set when the flag takes a value, e.g. FILE."""
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
 @dataclass
 class RunReport:
     """What one run did, for the log, the run log row and the exit code."""
@@ -613,7 +629,7 @@ def _age(delta: object) -> str:
 
 # -- the command line ----------------------------------------------------------
 
-def build_parser(dataset: Dataset) -> argparse.ArgumentParser:
+def build_parser(dataset: Dataset, commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     name = dataset.name
     parser = argparse.ArgumentParser(
         prog=f"python -m {name}.import_{name}",
@@ -630,19 +646,29 @@ def build_parser(dataset: Dataset) -> argparse.ArgumentParser:
                         help="write to the database and move files; without it nothing is written or moved")
     parser.add_argument("--status", action="store_true",
                         help="print the watermark, newest file, last runs and row counts, then exit")
+    for command in commands:
+        if command.metavar:
+            parser.add_argument(command.flag, metavar=command.metavar, type=Path, help=command.help)
+        else:
+            parser.add_argument(command.flag, action="store_true", help=command.help)
     return parser
 
 
-def main(dataset: Dataset, argv: Sequence[str] | None = None) -> int:
+def main(dataset: Dataset, argv: Sequence[str] | None = None, commands: Sequence[Command] = ()) -> int:
     """The whole CLI of a dataset; the only place that turns exceptions into exit codes."""
-    parser = build_parser(dataset)
+    parser = build_parser(dataset, commands)
     args = parser.parse_args(argv)
+    chosen = [command for command in commands if getattr(args, command.dest)]
+    if len(chosen) > 1 or (chosen and (args.from_bucket or args.csv or args.status)):
+        parser.error("one action at a time: " + ", ".join(c.flag for c in chosen) + " goes on its own (with --apply)")
     if args.reseed and not args.from_bucket:
         parser.error("--reseed works on the bucket: add --from-bucket")
     log = Log(dataset.name)
     try:
         if args.status:
             return print_status(dataset)
+        if chosen:
+            return chosen[0].run(args)
         if not (args.from_bucket or args.csv):
             parser.error(f"say where the files are: --from-bucket or --{dataset.name}-csv FILE")
         return ingest(dataset, apply=args.apply, reseed=args.reseed, local_files=args.csv or ())

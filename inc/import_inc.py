@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import psycopg
 
+import geocoding
 import pipeline
 
 
@@ -24,9 +25,28 @@ def capture_history(conn: psycopg.Connection) -> str | None:
 
 DATASET = pipeline.Dataset.standard("inc", lock_id=1, post_apply=capture_history)
 
+# Geocoding is cross-dataset (one gazetteer and one budget over INC ∪ CRQ) and
+# runs from here; its lines are prefixed 'geocode'.
+_geocode_log = pipeline.Log("geocode")
+COMMANDS = (
+    pipeline.Command(
+        "--geocode-clusters",
+        "geocode every cluster of either dataset that has no usable centroid (needs GEOCODER_API_KEY with --apply)",
+        lambda args: geocoding.geocode_clusters(args.apply, _geocode_log.info, _geocode_log.warn)),
+    pipeline.Command(
+        "--geocode-locations",
+        "geocode the locations of open, actionable tickets without a feed coordinate or a cached result",
+        lambda args: geocoding.geocode_locations(args.apply, _geocode_log.info, _geocode_log.warn)),
+    pipeline.Command(
+        "--load-gazetteer",
+        "fill the cluster gazetteer from a CSV of known centroids (cluster,lat,lon), asking no geocoder",
+        lambda args: geocoding.load_gazetteer(args.load_gazetteer, args.apply, _geocode_log.info),
+        metavar="FILE"),
+)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return pipeline.main(DATASET, argv)
+    return pipeline.main(DATASET, argv, COMMANDS)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def environment_variables() -> set[str]:
         if path.name == "localstack.py":
             continue
         text = path.read_text()
-        names |= set(re.findall(r'(?:require|environ\.get)\(\s*"([A-Z][A-Z0-9_]+)"', text))
+        names |= set(re.findall(r'(?:require|environ\.get|number)\(\s*"([A-Z][A-Z0-9_]+)"', text))
         names |= set(re.findall(r'^[A-Z_]+_VARIABLES? = .*?"([A-Z][A-Z0-9_]+)"', text, flags=re.M))
     return names
 
@@ -38,10 +38,11 @@ def test_every_cli_flag_is_in_the_readme(dataset):
 
 def test_every_environment_variable_is_in_the_readme_and_env_example():
     names = environment_variables()
-    assert {"DATABASE_URL", "RUSTFS_ENDPOINT", "RUSTFS_SECRET_KEY", "RUSTFS_BUCKET", "FLEETTICKETS_FAULT"} <= names
+    assert {"DATABASE_URL", "RUSTFS_ENDPOINT", "RUSTFS_SECRET_KEY", "RUSTFS_BUCKET", "FLEETTICKETS_FAULT",
+            "GEOCODER_API_KEY", "GEOCODER_RPS", "GEOCODER_DAILY_BUDGET"} <= names
     assert not {n for n in names if f"`{n}`" not in README}
     example = (ROOT / ".env.example").read_text()
-    assert not {n for n in names - {"FLEETTICKETS_FAULT", "AWS_MAX_ATTEMPTS", "PG_BINDIR"}
+    assert not {n for n in names - {"FLEETTICKETS_FAULT", "AWS_MAX_ATTEMPTS", "PG_BINDIR", "GEOCODER_TIMEOUT"}
                 if f"\n{n}=" not in "\n" + example}
 
 
