@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import psycopg
 
 import geocoding
 import pipeline
+import settings
 
 
-def capture_history(conn: psycopg.Connection) -> str | None:
-    """Snapshot the INC backlog and closures after every applied run.
-
-    tickets.capture_history() comes with the history migrations; until a
-    database has it there is nothing to capture, and the ingest must not fail
-    for that.
-    """
-    if not conn.execute("SELECT to_regprocedure('tickets.capture_history()') IS NOT NULL").fetchone()[0]:
-        return None
+def capture_history(conn: psycopg.Connection) -> str:
+    """Closure episodes and today's backlog snapshot, after every applied run (also when nothing was new)."""
     outcome = conn.execute("SELECT tickets.capture_history()").fetchone()[0]
-    return f"history captured: {outcome}"
+    return f"history captured: {json.dumps(outcome, sort_keys=True)}"
 
 
 DATASET = pipeline.Dataset.standard("inc", lock_id=1, post_apply=capture_history)
+
+
+def run_capture_history(apply: bool) -> int:
+    log = pipeline.Log("inc")
+    with settings.connect() as conn, conn.transaction(force_rollback=not apply):
+        outcome = capture_history(conn)
+    log.info(outcome if apply else f"dry run, rolled back: {outcome}")
+    return 0
 
 # Geocoding is cross-dataset (one gazetteer and one budget over INC ∪ CRQ) and
 # runs from here; its lines are prefixed 'geocode'.
@@ -37,6 +40,10 @@ COMMANDS = (
         "--geocode-locations",
         "geocode the locations of open, actionable tickets without a feed coordinate or a cached result",
         lambda args: geocoding.geocode_locations(args.apply, _geocode_log.info, _geocode_log.warn)),
+    pipeline.Command(
+        "--capture-history",
+        "run tickets.capture_history() alone: closure events and today's backlog snapshot",
+        lambda args: run_capture_history(args.apply)),
     pipeline.Command(
         "--load-gazetteer",
         "fill the cluster gazetteer from a CSV of known centroids (cluster,lat,lon), asking no geocoder",

@@ -9,12 +9,6 @@ import pipeline
 from conftest import table_state
 from oracle import reference_state
 
-HISTORY_PROBE = """
-CREATE TABLE tickets.history_calls (at timestamptz DEFAULT now());
-CREATE FUNCTION tickets.capture_history() RETURNS jsonb LANGUAGE sql AS
-$$ INSERT INTO tickets.history_calls DEFAULT VALUES RETURNING jsonb_build_object('calls', 1) $$
-"""
-
 
 def placement(bucket, names: list[str]) -> dict[str, set[str]]:
     """For every file name, the folders it is in."""
@@ -28,7 +22,6 @@ def placement(bucket, names: list[str]) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("point", sorted(pipeline.FAULT_POINTS))
 def test_killed_at_any_step_the_rerun_reaches_the_reference_state(db, bucket, point):
-    db.execute(HISTORY_PROBE)
     bucket.put_samples("inc")
     names = [name for name, _ in sample_files("inc")]
 
@@ -39,7 +32,7 @@ def test_killed_at_any_step_the_rerun_reaches_the_reference_state(db, bucket, po
     assert all(folders for folders in after_crash.values()), f"a file vanished: {after_crash}"
     assert all(folders <= {"changes", "processed"} for folders in after_crash.values())
     committed = dict(db.query("SELECT key, applied_at FROM tickets.ingest_files"))
-    assert db.scalar("SELECT count(*) FROM tickets.history_calls") == 0
+    assert db.scalar("SELECT count(*) FROM tickets.closure_events") == 0  # post-apply never committed
 
     rerun = run_subprocess("inc.import_inc", "--from-bucket", "--apply")
 
@@ -52,7 +45,9 @@ def test_killed_at_any_step_the_rerun_reaches_the_reference_state(db, bucket, po
     for key, applied_at, _ in ledger:  # committed before the kill: archived, never applied again
         if key in committed:
             assert applied_at == committed[key]
-    assert db.scalar("SELECT count(*) FROM tickets.history_calls") == 1
+    reference = reference_state(sample_files("inc"), "INC")
+    closed = sorted(t for t, row in reference.items() if row["bucket"] == "closed" and row["closed_at"])
+    assert [t for (t,) in db.query("SELECT ticket_id FROM tickets.closure_events ORDER BY 1")] == closed
     assert db.scalar("SELECT max(metadata->>'source_max_key') FROM tickets.import_meta") == \
         f"automations/inc/changes/{names[-1]}"
 

@@ -328,22 +328,26 @@ def test_local_files_take_the_same_path_without_the_bucket(db, run_import, tmp_p
     assert db.scalar("SELECT metadata->>'source_max_key' FROM tickets.import_meta WHERE dataset = 'inc'") is None
 
 
-def test_post_apply_runs_after_every_applied_run_even_with_nothing_new(db, bucket, run_import):
-    db.execute("""CREATE TABLE tickets.history_calls (at timestamptz DEFAULT now());
-                CREATE FUNCTION tickets.capture_history() RETURNS jsonb LANGUAGE sql AS
-                $$ INSERT INTO tickets.history_calls DEFAULT VALUES
-                   RETURNING jsonb_build_object('events_added', 0) $$""")
+def test_post_apply_runs_after_every_applied_run_even_with_nothing_new(db, bucket, run_import, monkeypatch):
+    def captured_at() -> object:
+        return db.scalar("SELECT max(captured_at) FROM tickets.inc_daily_snapshot")
+
     bucket.put_samples("inc")
     assert run_import("inc", "--from-bucket").code == 0
-    assert db.scalar("SELECT count(*) FROM tickets.history_calls") == 0
+    assert captured_at() is None  # a dry run captures nothing
 
+    monkeypatch.setenv("PGOPTIONS", "-c fleettickets.now=2026-11-20T08:00:00+03:00")
     first = run_import("inc", "--from-bucket", "--apply")
+    assert captured_at() == dt.datetime(2026, 11, 20, 5, 0, tzinfo=dt.UTC)
+    monkeypatch.setenv("PGOPTIONS", "-c fleettickets.now=2026-11-20T08:20:00+03:00")
     second = run_import("inc", "--from-bucket", "--apply")
-    assert run_import("crq", "--from-bucket", "--apply").code == 0
+    assert "nothing new" in second.out and "history captured" in second.out
+    assert captured_at() == dt.datetime(2026, 11, 20, 5, 20, tzinfo=dt.UTC)
+    monkeypatch.setenv("PGOPTIONS", "-c fleettickets.now=2026-11-20T08:40:00+03:00")
+    assert run_import("crq", "--from-bucket", "--apply").code == 0  # CRQ has no post-apply step
 
     assert (first.code, second.code) == (0, 0)
-    assert "history captured" in second.out
-    assert db.scalar("SELECT count(*) FROM tickets.history_calls") == 2
+    assert captured_at() == dt.datetime(2026, 11, 20, 5, 20, tzinfo=dt.UTC)
 
 
 def test_status_shows_watermark_runs_and_counts_without_touching_anything(db, bucket, run_import):

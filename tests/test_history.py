@@ -1,0 +1,109 @@
+"""History capture: closure episodes, the daily backlog snapshot, the backlog series."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from streamdata import csv_text, ticket_fields
+
+DAY1 = "2026-11-20T18:00:00+03:00"
+DAY2 = "2026-11-21T18:00:00+03:00"
+
+
+def version(ticket_id: str, updated: str, state: str, cluster: str = "QOA") -> dict[str, str]:
+    closed = state in {"resolved", "closed"}
+    return ticket_fields(ticket_id, updated, normalized_status=state, bucket="closed" if closed else "open",
+                         closed_at=updated if closed else "", mttr="42" if closed else "", cluster=cluster,
+                         created_at_service="2026-11-20 08:00:00", is_actionable="true")
+
+
+def load(run_import, tmp_path, stamp: str, *rows) -> None:
+    path = tmp_path / f"{stamp}.csv"
+    path.write_text(csv_text(list(rows)))
+    outcome = run_import("inc", "--inc-csv", str(path), "--apply")
+    assert outcome.code == 0, outcome.output
+
+
+def capture(db, now: str) -> dict:
+    with db.connect() as conn:
+        conn.execute("SELECT set_config('fleettickets.now', %s, false)", (now,))
+        return conn.execute("SELECT tickets.capture_history()").fetchone()[0]
+
+
+def events(db) -> list[tuple]:
+    return db.query("SELECT ticket_id, closed_at FROM tickets.closure_events ORDER BY closed_at, ticket_id")
+
+
+def test_closures_are_captured_once_and_a_reclose_is_a_new_episode(db, run_import, tmp_path):
+    # Each --apply run of the INC ingest captures history itself.
+    load(run_import, tmp_path, "2026-11-20T09-00-00",
+         version("INC000000000001", "2026-11-20 09:00:00", "closed"),
+         version("INC000000000002", "2026-11-20 09:00:00", "in_progress"),
+         version("INC000000000003", "2026-11-20 09:00:00", "resolved"))
+    assert len(events(db)) == 2                     # the first capture records what is already closed
+    assert capture(db, DAY1)["events_added"] == 0   # a rerun adds nothing
+
+    load(run_import, tmp_path, "2026-11-20T10-00-00",
+         version("INC000000000003", "2026-11-20 09:30:00", "closed"),       # resolved → closed: same episode
+         version("INC000000000001", "2026-11-20 10:00:00", "in_progress"))  # reopened
+    assert len(events(db)) == 2
+    load(run_import, tmp_path, "2026-11-20T11-00-00", version("INC000000000001", "2026-11-20 11:00:00", "closed"))
+
+    utc = dt.UTC
+    assert events(db) == [
+        ("INC000000000001", dt.datetime(2026, 11, 20, 6, 0, tzinfo=utc)),
+        ("INC000000000003", dt.datetime(2026, 11, 20, 6, 0, tzinfo=utc)),
+        ("INC000000000001", dt.datetime(2026, 11, 20, 8, 0, tzinfo=utc)),
+    ]
+    assert capture(db, DAY1)["events_added"] == 0
+
+
+def test_closure_events_are_append_only(db, run_import, tmp_path):
+    load(run_import, tmp_path, "2026-11-20T09-00-00", version("INC000000000001", "2026-11-20 09:00:00", "closed"))
+    capture(db, DAY1)
+    for statement in ("DELETE FROM tickets.closure_events", "UPDATE tickets.closure_events SET mttr = 1"):
+        try:
+            db.execute(statement)
+        except Exception as error:
+            assert "append-only" in str(error)
+        else:
+            raise AssertionError(f"{statement} was allowed")
+
+
+def test_day_rollover_freezes_yesterday_and_the_series_follows_the_loads(db, run_import, tmp_path):
+    load(run_import, tmp_path, "2026-11-20T09-00-00",
+         version("INC000000000001", "2026-11-20 09:00:00", "new"),
+         version("INC000000000002", "2026-11-20 09:00:00", "new", cluster="Karen"),
+         version("INC000000000003", "2026-11-20 09:00:00", "closed"))
+    capture(db, DAY1)
+    day1 = db.query("SELECT * FROM tickets.inc_daily_snapshot WHERE snapshot_date = '2026-11-20' ORDER BY cluster")
+    assert [(r[1], r[2], r[5], r[6]) for r in day1] == [
+        ("(all)", 2, 3, 1), ("Karen", 1, 1, 0), ("Quarry Road", 1, 2, 1)]
+
+    load(run_import, tmp_path, "2026-11-21T09-00-00",
+         version("INC000000000001", "2026-11-21 09:00:00", "closed"),
+         version("INC000000000004", "2026-11-21 09:00:00", "new"),
+         version("INC000000000005", "2026-11-21 09:00:00", "new"))
+    result = capture(db, DAY2)
+    capture(db, DAY2)
+
+    assert result["snapshot_date"] == "2026-11-21"
+    assert db.query("SELECT * FROM tickets.inc_daily_snapshot WHERE snapshot_date = '2026-11-20' ORDER BY cluster"
+                    ) == day1
+    series = db.scalar("SELECT reporting.fn_inc_backlog('2026-11-19', '2026-11-22', NULL)")
+    assert series["cluster"] == "(all)"
+    assert [(p["date"], p["open_backlog"], p["closed"]) for p in series["series"]] == [
+        ("2026-11-20", 2, 1), ("2026-11-21", 3, 1)]
+    by_code = db.scalar("SELECT reporting.fn_inc_backlog('2026-11-19', '2026-11-22', 'QOA')")
+    assert by_code["cluster"] == "Quarry Road"
+    assert [p["open_backlog"] for p in by_code["series"]] == [1, 2]
+
+
+def test_the_ingest_captures_history_after_every_applied_run(db, run_import, tmp_path, monkeypatch):
+    monkeypatch.setenv("PGOPTIONS", f"-c fleettickets.now={DAY1}")
+    load(run_import, tmp_path, "2026-11-20T09-00-00", version("INC000000000001", "2026-11-20 09:00:00", "closed"))
+    assert len(events(db)) == 1
+    assert db.scalar("SELECT count(*) FROM tickets.inc_daily_snapshot WHERE snapshot_date = '2026-11-20'") == 2
+
+    alone = run_import("inc", "--capture-history", "--apply")
+    assert alone.code == 0 and '"events_added": 0' in alone.out
