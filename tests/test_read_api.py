@@ -187,3 +187,24 @@ def test_owner_and_team_breakdowns_add_up_to_the_totals(db, loaded, window):
         assert sum(g["closed_in_window"] for g in groups) == metrics["closed_in_window"]
         assert "unassigned" in {g["name"] for g in groups}
         assert "" not in {g["name"] for g in groups}
+
+
+def test_the_documented_example_has_the_shape_of_a_real_payload(db, loaded):
+    import json
+    import re
+    from pathlib import Path
+
+    def shape(value):
+        if isinstance(value, dict):
+            return {key: shape(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [shape(value[0])] if value else []
+        return None
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "dashboard-api-contract.md").read_text()
+    example = json.loads(re.search(r"\*\*Example payload\*\*.*?```json\n(.*?)\n```", doc, re.S).group(1))
+    db.execute("INSERT INTO tickets.geo_clusters (cluster, lat, lon, status) VALUES ('Kilimani', -1.29, 36.78, 'ok')")
+    db.execute("SELECT tickets.resolve_ticket_geoms()")
+    real = call(db, "SELECT reporting.fn_inc_dashboard('Kilimani', NULL, '7d', NULL, NULL)")
+    assert shape(example) == shape(real)
+    assert example["metrics"] == real["metrics"]
