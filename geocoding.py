@@ -245,7 +245,7 @@ WITH wanted AS (
     FROM (SELECT location_name, cluster, raw FROM tickets.inc WHERE bucket = 'open' AND is_actionable
           UNION ALL
           SELECT location_name, cluster, raw FROM tickets.crq WHERE bucket = 'open' AND is_actionable) AS t
-    WHERE tickets.feed_point(t.raw) IS NULL
+    WHERE NOT tickets.feed_ok(t.raw)
     GROUP BY 1, 2
 )
 SELECT w.location_key, w.cluster, w.place

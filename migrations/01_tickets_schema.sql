@@ -71,20 +71,22 @@ CREATE TABLE tickets.geo_locations (
 );
 COMMENT ON TABLE tickets.geo_locations IS 'Precise gazetteer keyed by tickets.location_key(location_name) and the canonical cluster ('''' when none).';
 
--- Helpers below pin search_path: a data-only pg_restore runs with an empty
--- search_path and would otherwise not find PostGIS.
+-- Functions that touch PostGIS or run as triggers pin search_path: a
+-- data-only pg_restore runs with an empty search_path and would otherwise not
+-- find PostGIS. The small pure-SQL helpers use only pg_catalog and
+-- schema-qualified names instead, so the planner can inline them.
 
 CREATE FUNCTION tickets.canonical_cluster(p_cluster text) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, public AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT COALESCE(
-        (SELECT a.cluster FROM tickets.cluster_aliases a WHERE lower(a.alias) = lower(btrim(p_cluster))),
+        (SELECT a.cluster FROM tickets.cluster_aliases AS a WHERE lower(a.alias) = lower(btrim(p_cluster))),
         NULLIF(btrim(p_cluster), ''))
 $$;
 
 -- Network-plant codes (KLM-OLT-014, FDH-WST-22, ODB 45, [KIL/SPL/3]) name
 -- equipment, not places: a geocoder only gets confused by them.
 CREATE FUNCTION tickets.strip_network_codes(p_location text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT NULLIF(btrim(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
         p_location,
         '\[[^]]*\]', ' ', 'g'),
@@ -94,7 +96,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
 $$;
 
 CREATE FUNCTION tickets.location_key(p_location text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT NULLIF(btrim(regexp_replace(lower(tickets.strip_network_codes(p_location)), '[^[:alnum:]]+', ' ', 'g')), '')
 $$;
 
@@ -105,38 +107,49 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- A swapped lat/lon or a 0,0 placeholder is a valid coordinate somewhere on
--- Earth, so anything outside Kenya's bounding box (padded ~0.1 degree) counts
--- as missing.
-CREATE FUNCTION tickets.feed_point(p_raw jsonb) RETURNS geometry
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, public AS $$
-    SELECT CASE WHEN lat BETWEEN -4.9 AND 5.1 AND lon BETWEEN 33.8 AND 42.0
-                THEN ST_SetSRID(ST_MakePoint(lon, lat), 4326) END
-    FROM (SELECT tickets.to_number(p_raw->>'latitude')::float8 AS lat,
-                 tickets.to_number(p_raw->>'longitude')::float8 AS lon) AS feed
+-- Earth, so a feed pair outside Kenya's bounding box (padded ~0.1 degree)
+-- counts as missing.
+CREATE FUNCTION tickets.feed_ok(p_raw jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT COALESCE(tickets.to_number(p_raw->>'latitude') BETWEEN -4.9 AND 5.1
+                    AND tickets.to_number(p_raw->>'longitude') BETWEEN 33.8 AND 42.0, false)
 $$;
 
+CREATE FUNCTION tickets.feed_lat(p_raw jsonb) RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN tickets.feed_ok(p_raw) THEN tickets.to_number(p_raw->>'latitude')::float8 END
+$$;
+
+CREATE FUNCTION tickets.feed_lon(p_raw jsonb) RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN tickets.feed_ok(p_raw) THEN tickets.to_number(p_raw->>'longitude')::float8 END
+$$;
+
+-- The one rule for a ticket's point, used by the trigger and by
+-- resolve_ticket_geoms(). plpgsql, so its lookups are planned once per
+-- session rather than on every row.
 CREATE FUNCTION tickets.resolve_geom(p_raw jsonb, OUT geom geometry, OUT geo_source text)
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, public AS $$
-    WITH ticket AS (
-        SELECT tickets.canonical_cluster(p_raw->>'cluster') AS cluster,
-               tickets.location_key(p_raw->>'location_name') AS location_key
-    )
-    SELECT candidate.geom, candidate.geo_source
-    FROM (
-        SELECT tickets.feed_point(p_raw), 'feed', 1
-        UNION ALL
-        SELECT l.geom, 'location', 2
-        FROM ticket t JOIN tickets.geo_locations l
-          ON l.location_key = t.location_key AND l.cluster = COALESCE(t.cluster, '')
-        WHERE l.status = 'ok'
-        UNION ALL
-        SELECT c.geom, 'cluster', 3
-        FROM ticket t JOIN tickets.geo_clusters c ON c.cluster = t.cluster
-        WHERE c.status = 'ok'
-    ) AS candidate (geom, geo_source, preference)
-    WHERE candidate.geom IS NOT NULL
-    ORDER BY candidate.preference
-    LIMIT 1
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, public AS $$
+DECLARE
+    ticket_cluster text;
+BEGIN
+    IF tickets.feed_ok(p_raw) THEN
+        geom := ST_SetSRID(ST_MakePoint(tickets.feed_lon(p_raw), tickets.feed_lat(p_raw)), 4326);
+        geo_source := 'feed';
+        RETURN;
+    END IF;
+    ticket_cluster := tickets.canonical_cluster(p_raw->>'cluster');
+    SELECT l.geom INTO geom
+    FROM tickets.geo_locations AS l
+    WHERE l.location_key = tickets.location_key(p_raw->>'location_name')
+      AND l.cluster = COALESCE(ticket_cluster, '') AND l.status = 'ok';
+    IF geom IS NOT NULL THEN
+        geo_source := 'location';
+        RETURN;
+    END IF;
+    SELECT c.geom INTO geom FROM tickets.geo_clusters AS c WHERE c.cluster = ticket_cluster AND c.status = 'ok';
+    geo_source := CASE WHEN geom IS NOT NULL THEN 'cluster' END;
+END
 $$;
 
 CREATE FUNCTION tickets.set_ticket_geom() RETURNS trigger

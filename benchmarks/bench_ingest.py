@@ -1,0 +1,286 @@
+"""Measure the ingest against PostgreSQL's own floor, in one run, and print one table.
+
+    python benchmarks/bench_ingest.py                 # the issue's sizes: 40 files x 5,000 rows
+    python benchmarks/bench_ingest.py --files 4 --rows 500 --big-rows 20000 --dashboard-tickets 2000  # smoke
+
+Everything is generated here (deterministic seed) in the source contract's
+format. It starts a throwaway PostgreSQL cluster (unless DATABASE_URL names a
+server that may create databases) and moto's S3 server on loopback, and stops
+them at the end. Figures are medians over --repeat runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import localstack  # noqa: E402
+import run_migrations  # noqa: E402
+
+COLUMNS = (
+    "ticket_id", "raw_status", "normalized_status", "bucket", "is_actionable", "cluster", "region", "location_name",
+    "assigned_team", "owner", "sla_status", "mttr", "created_at_service", "scheduled_at", "closed_at",
+    "first_seen_at", "last_seen_at", "source_created_at", "source_updated_at", "latitude", "longitude",
+    "service_type", "is_alarm", "is_auto_created", "is_auto_closed", "week_start", "week_end", "source_s3_bucket",
+    "source_s3_key", "source_snapshot_id", "department", "source_type",
+)
+CLUSTERS = ["Kilimani", "QOA", "PTMP", "Karen", "South B", "Syokimau", "Kasarani", "Westlands", "Kileleshwa",
+            "Ruaka", "Rongai", "Nyali", "Milimani", "Lavington", "Embakasi"]
+STREETS = ["Argwings Kodhek Rd", "Lenana Rd", "Ngong Rd", "Kandara Rd", "Mombasa Rd", "Thika Rd", "Links Rd"]
+PLACES = ["Yaya Court", "Baraka Gardens", "Uhuru House", "Amani Plaza", "Mvule Towers", "Acacia Estate"]
+STATES = [("New", "new", "open", "true"), ("Assigned", "assigned", "open", "true"),
+          ("In Progress", "in_progress", "open", "true"), ("Pending", "pending", "open", "false"),
+          ("Resolved", "resolved", "closed", "false"), ("Closed", "closed", "closed", "false")]
+
+
+def stamp(minutes: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(1_763_600_000 + minutes * 60))
+
+
+def generate(directory: Path, files: int, rows: int, seed: int, first_file: int = 0) -> list[Path]:
+    """Change files like the export's: each a 5,000-row slice of a growing, changing ticket population."""
+    rng = random.Random(seed)
+    population = max(rows * files * 288 // 1000, rows)  # ~57,600 tickets for 40 x 5,000
+    paths = []
+    for f in range(first_file, first_file + files):
+        path = directory / time.strftime("%Y-%m-%dT%H-%M-%S.csv", time.gmtime(1_763_600_000 + f * 1200))
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(COLUMNS)
+            for _ in range(rows):
+                n = rng.randrange(population)
+                raw_status, status, bucket, actionable = STATES[min(f * len(STATES) // (files + first_file + 1)
+                                                                   + rng.randrange(2), len(STATES) - 1)]
+                closed = bucket == "closed"
+                coordinates = (f"-1.2{rng.randrange(10_000):04d}", f"36.7{rng.randrange(10_000):04d}") \
+                    if rng.random() < 0.05 else ("", "")
+                writer.writerow([
+                    f"INC{17_000_000 + n:012d}", raw_status, status, bucket, actionable, CLUSTERS[n % len(CLUSTERS)],
+                    rng.choice(["Nairobi", "NAIROBI", "nairobi"]),
+                    f"{rng.choice(PLACES)}, {rng.choice(STREETS)} {rng.choice(['ODB 4', 'KIL-OLT-014', ''])}",
+                    rng.choice(["FieldOps Nairobi West", "Splicing Team A", "NOC Tier 2"]),
+                    rng.choice(["jwanjiru", "aotieno", ""]), "Within SLA" if closed else "",
+                    f"{rng.randrange(20, 3000)}.{rng.randrange(10)}" if closed else "",
+                    stamp(f * 20 - 120) if rng.random() < 0.7 else "", "", stamp(f * 20 - 5) if closed else "",
+                    stamp(f * 20 - 60), stamp(f * 20), stamp(f * 20 - 90), stamp(f * 20 - rng.randrange(20)),
+                    *coordinates, "FTTH", "true" if rng.random() < 0.03 else "false", "false", "false",
+                    "2026-11-16", "2026-11-22", "tickets", f"exports/inc/{path.name}", f"{n:032x}", "NOC", "INC",
+                ])
+        paths.append(path)
+    return paths
+
+
+def median_of(repeat: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(repeat))
+
+
+class Bench:
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.template = "fleettickets_bench_template"
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.template)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.template)))
+        with psycopg.connect(self.url(self.template), autocommit=True) as conn:
+            run_migrations.migrate(conn, run_migrations.discover(), say=lambda _line: None)
+
+    def url(self, name: str) -> str:
+        return psycopg.conninfo.make_conninfo(self.admin_url, dbname=name)
+
+    def fresh(self, name: str = "fleettickets_bench") -> str:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
+                                                                          sql.Identifier(self.template)))
+        return self.url(name)
+
+
+def copy_floor(url: str, paths: list[Path]) -> float:
+    """PostgreSQL's own floor: COPY the raw CSVs into an UNLOGGED table of 32 text columns."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS floor")
+        conn.execute("CREATE UNLOGGED TABLE floor (" + ", ".join(f"{c} text" for c in COLUMNS) + ")")
+        started = time.perf_counter()
+        for path in paths:
+            with conn.cursor().copy("COPY floor FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
+                copy.write(path.read_bytes())
+        return time.perf_counter() - started
+
+
+def run_ingest(env: dict[str, str], *args: str) -> tuple[float, float, str]:
+    """Wall time and peak RSS (MB) of one ingest process."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "inc.import_inc", *args, "--apply"], cwd=ROOT,
+                               env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = process.communicate()
+    _pid, _status, usage = os.wait4(process.pid, 0) if process.returncode is None else (0, 0, None)
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"ingest failed ({process.returncode}): {err.strip() or out.strip()}")
+    return wall, 0.0 if usage is None else usage.ru_maxrss / 1024, out
+
+
+def peak_rss(env: dict[str, str], *args: str) -> float:
+    process = subprocess.Popen([sys.executable, "-m", "inc.import_inc", *args, "--apply"], cwd=ROOT,
+                               env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("the big-file ingest failed")
+    return usage.ru_maxrss / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=40)
+    parser.add_argument("--rows", type=int, default=5000, help="rows per file")
+    parser.add_argument("--big-rows", type=int, default=500_000, help="rows of the single file for peak memory")
+    parser.add_argument("--dashboard-tickets", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=20261127)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="fleettickets-bench-"))
+    work.chmod(0o755)  # the cluster runs as the postgres user when we are root
+    cluster = None
+    if not os.environ.get("DATABASE_URL"):
+        cluster = localstack.PgCluster(work / "pg", localstack.free_port())
+        cluster.init()
+        cluster.start()
+    admin = os.environ.get("DATABASE_URL") or cluster.url
+    moto = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p",
+                             str(s3_port := localstack.free_port())], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        localstack.wait_for_port(s3_port)
+        return run(args, work, Bench(admin), f"http://127.0.0.1:{s3_port}")
+    finally:
+        moto.terminate()
+        if cluster:
+            cluster.remove()
+
+
+def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) -> int:
+    import boto3
+    from botocore.config import Config
+
+    data = work / "changes"
+    data.mkdir()
+    paths = generate(data, args.files, args.rows, args.seed)
+    extra = generate(data, 1, 5000, args.seed + 1, first_file=args.files)[0]
+    total_rows = args.files * args.rows
+    size_mb = sum(p.stat().st_size for p in paths) / 1e6
+    print(f"data: {args.files} files x {args.rows} rows = {total_rows:,} row versions, {size_mb:.0f} MB")
+
+    floor = median_of(args.repeat, lambda: copy_floor(bench.fresh(), paths))
+
+    def replay_local() -> float:
+        env = {"DATABASE_URL": bench.fresh()}
+        return run_ingest(env, "--inc-csv", *map(str, paths))[0]
+
+    local = median_of(args.repeat, replay_local)
+
+    s3_env = localstack.s3_environment(s3_endpoint)
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+                          aws_access_key_id=localstack.S3_ACCESS_KEY, aws_secret_access_key=localstack.S3_SECRET_KEY,
+                          config=Config(s3={"addressing_style": "path"}))
+    client.create_bucket(Bucket=localstack.BUCKET)
+
+    def upload() -> None:
+        for path in paths:
+            client.put_object(Bucket=localstack.BUCKET, Key=f"automations/inc/changes/{path.name}",
+                              Body=path.read_bytes())
+
+    def transfer_only() -> float:
+        started = time.perf_counter()
+        for path in paths:
+            client.get_object(Bucket=localstack.BUCKET, Key=f"automations/inc/changes/{path.name}")["Body"].read()
+        return time.perf_counter() - started
+
+    upload()
+    transfer = median_of(args.repeat, transfer_only)
+
+    def replay_s3() -> float:
+        for key in [o["Key"] for o in client.list_objects_v2(Bucket=localstack.BUCKET).get("Contents", [])]:
+            client.delete_object(Bucket=localstack.BUCKET, Key=key)
+        upload()
+        return run_ingest({**s3_env, "DATABASE_URL": bench.fresh()}, "--from-bucket")[0]
+
+    from_s3 = median_of(args.repeat, replay_s3)
+    loaded_url = bench.url("fleettickets_bench")
+
+    def incremental() -> float:
+        client.put_object(Bucket=localstack.BUCKET, Key=f"automations/inc/changes/{extra.name}",
+                          Body=extra.read_bytes())
+        wall = run_ingest({**s3_env, "DATABASE_URL": loaded_url}, "--from-bucket")[0]
+        with psycopg.connect(loaded_url, autocommit=True) as conn:  # forget it, so the next repeat applies it again
+            conn.execute("DELETE FROM tickets.ingest_files WHERE key LIKE %s", (f"%{extra.name}",))
+        return wall
+
+    one_new = median_of(args.repeat, incremental)
+    nothing_new = median_of(args.repeat, lambda: run_ingest({**s3_env, "DATABASE_URL": loaded_url},
+                                                            "--from-bucket")[0])
+
+    big = generate(work, 1, args.big_rows, args.seed + 2, first_file=500)[0]
+    small = generate(work, 1, max(args.big_rows // 10, 1000), args.seed + 3, first_file=600)[0]
+    rss_big = peak_rss({"DATABASE_URL": bench.fresh()}, "--inc-csv", str(big))
+    rss_small = peak_rss({"DATABASE_URL": bench.fresh()}, "--inc-csv", str(small))
+
+    dashboard_ms, tickets = dashboard_latency(bench, args)
+
+    rows = [
+        ("COPY floor (UNLOGGED, 32 text columns)", f"{total_rows / floor:,.0f} rows/s", f"{floor:.2f} s", "1.0x"),
+        ("full replay, local files, one process", f"{total_rows / local:,.0f} rows/s", f"{local:.2f} s",
+         f"{local / floor:.1f}x"),
+        ("full replay from S3 (loopback)", f"{total_rows / from_s3:,.0f} rows/s", f"{from_s3:.2f} s",
+         f"{from_s3 / floor:.1f}x; transfer {transfer:.2f} s = {transfer / from_s3:.0%}"),
+        ("incremental run, one new 5,000-row file", "", f"{one_new:.2f} s", "target <= 0.6 s"),
+        ("no-op run, nothing new", "", f"{nothing_new:.2f} s", "target <= 0.4 s"),
+        (f"peak RSS, one {args.big_rows:,}-row file", "", f"{rss_big:.0f} MB",
+         f"{rss_small:.0f} MB at {max(args.big_rows // 10, 1000):,} rows; target <= 150 MB"),
+        (f"fn_inc_dashboard at {tickets:,} tickets", "", f"{dashboard_ms:.1f} ms", "EXPLAIN ANALYZE; target <= 100 ms"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':{width}}  {'rate':>15}  {'time':>10}  vs floor / note")
+    for name, rate, took, note in rows:
+        print(f"{name:{width}}  {rate:>15}  {took:>10}  {note}")
+    return 0
+
+
+def dashboard_latency(bench: Bench, args: argparse.Namespace) -> tuple[float, int]:
+    """Median execution time of fn_inc_dashboard over a database of --dashboard-tickets tickets."""
+    url = bench.fresh("fleettickets_bench_dashboard")
+    data = Path(tempfile.mkdtemp(prefix="fleettickets-bench-dash-"))
+    files = max(args.dashboard_tickets // 5000, 1)
+    paths = generate(data, files, args.dashboard_tickets // files * 2, args.seed + 4)
+    run_ingest({"DATABASE_URL": url}, "--inc-csv", *map(str, paths))
+    with psycopg.connect(url, autocommit=True) as conn:
+        tickets = conn.execute("SELECT count(*) FROM tickets.inc").fetchone()[0]
+        conn.execute("INSERT INTO tickets.geo_clusters (cluster, lat, lon, status) "
+                     "SELECT DISTINCT tickets.canonical_cluster(cluster), -1.28, 36.8, 'ok' FROM tickets.inc")
+        conn.execute("SELECT tickets.resolve_ticket_geoms()")
+        conn.execute("ANALYZE")
+        timings = []
+        for _ in range(max(args.repeat, 5)):
+            plan = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) SELECT reporting.fn_inc_dashboard(NULL, NULL, '7d', "
+                                "NULL, NULL)").fetchone()[0]
+            timings.append(plan[0]["Execution Time"] + plan[0]["Planning Time"])
+    return statistics.median(timings), tickets
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
