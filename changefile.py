@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
+import operator
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
+
+import orjson
 
 from settings import FleetError
 
@@ -67,16 +69,6 @@ StagedRow = tuple[int, str | None, str | None, str | None, str | None]
 """(line, ticket_id, raw json, reject reason, raw text): the staging table's columns."""
 
 
-def _clean(name: str, value: str) -> str | None:
-    if not value.strip():
-        return None
-    if name == "region":
-        return value.strip().lower()
-    if name == "raw_status":
-        return value.strip().upper()
-    return value
-
-
 def _as_csv_line(fields: list[str]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="").writerow(fields)
@@ -95,6 +87,7 @@ class ChangeFile:
     """Human form of the pattern for messages, e.g. 'INC + 12 digits'."""
     counts: FileCounts = field(default_factory=FileCounts)
     _line: int = 0
+    _saw_nul: bool = False
 
     def _text_lines(self) -> Iterator[str]:
         """Physical lines, decoded one at a time so a decoding error names its line."""
@@ -116,6 +109,8 @@ class ChangeFile:
 
     def _decode(self, raw_line: bytes, first: bool) -> str:
         self._line += 1
+        if b"\x00" in raw_line:
+            self._saw_nul = True  # rare: only then are fields searched for it
         try:
             return raw_line.decode("utf-8-sig" if first else "utf-8")
         except UnicodeDecodeError as error:
@@ -132,11 +127,10 @@ class ChangeFile:
         header = next(records, None)
         if header is None or header[1] == []:
             return  # a zero-byte file: a valid, empty change set
-        columns = self._columns(header[1])
-        ticket_index = columns.index("ticket_id")
+        layout = _Layout(self._columns(header[1]))
         for line, fields in records:
             if fields:
-                yield from self._row(line, fields, columns, ticket_index)
+                yield from self._row(line, fields, layout)
 
     def _records(self, reader: Iterable[list[str]]) -> Iterator[tuple[int, list[str]]]:
         start = 1
@@ -164,30 +158,50 @@ class ChangeFile:
             raise RejectedFile(self.source, 1, f"column named twice in the header: {', '.join(duplicated)}")
         return columns
 
-    def _row(self, line: int, fields: list[str], columns: list[str], ticket_index: int) -> Iterator[StagedRow]:
+    def _row(self, line: int, fields: list[str], layout: _Layout) -> Iterator[StagedRow]:
         counts = self.counts
         counts.rows_read += 1
-        ticket_id = fields[ticket_index].strip() if ticket_index < len(fields) else ""
+        ticket_id = fields[layout.ticket].strip() if layout.ticket < len(fields) else ""
         if ticket_id.startswith(SENTINEL_PREFIX):
             counts.sentinels += 1
             return
         reason = None
-        if len(fields) != len(columns):
-            reason = f"{len(fields)} fields where the header has {len(columns)}"
+        if len(fields) != layout.width:
+            reason = f"{len(fields)} fields where the header has {layout.width}"
         elif not ticket_id:
             reason = "empty ticket_id"
         elif not self.ticket_id_pattern.fullmatch(ticket_id):
             reason = f"ticket_id {ticket_id[:40]!r} is not {self.ticket_id_description}"
-        elif any("\x00" in value for value in fields):
+        elif self._saw_nul and any("\x00" in value for value in fields):
             reason = "NUL character in a field"
         if reason:
             counts.rows_rejected += 1
             yield (line, ticket_id or None, None, reason, _as_csv_line(fields))
             return
-        raw = {name: _clean(name, value) for name, value in zip(columns, fields, strict=True)
-               if name not in BOOKKEEPING_COLUMNS}
-        raw["ticket_id"] = ticket_id
-        if (raw.get("is_alarm") or "").strip().lower() in ALARM_SPELLINGS:
+        if layout.alarm is not None and fields[layout.alarm].strip().lower() in ALARM_SPELLINGS:
             counts.alarms_dropped += 1
             return
-        yield (line, ticket_id, json.dumps(raw, ensure_ascii=False), None, None)
+        raw = dict(zip(layout.kept_names, [None if not value or value.isspace() else value
+                                           for value in layout.kept_values(fields)], strict=True))
+        raw["ticket_id"] = ticket_id
+        for name, clean in CLEANERS.items():
+            if raw.get(name) is not None:
+                raw[name] = clean(raw[name])
+        yield (line, ticket_id, orjson.dumps(raw).decode(), None, None)
+
+
+# Field-specific cleaning of the contract, applied after blank fields became null.
+CLEANERS = {"region": lambda value: value.strip().lower(), "raw_status": lambda value: value.strip().upper()}
+
+
+class _Layout:
+    """Where things are in this file's records, worked out once from its header."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.width = len(columns)
+        self.ticket = columns.index("ticket_id")
+        self.alarm = columns.index("is_alarm") if "is_alarm" in columns else None
+        kept = [(index, name) for index, name in enumerate(columns) if name not in BOOKKEEPING_COLUMNS]
+        self.kept_names = [name for _, name in kept]
+        getter = operator.itemgetter(*(index for index, _ in kept))
+        self.kept_values = (lambda fields: [getter(fields)]) if len(kept) == 1 else getter

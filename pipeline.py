@@ -63,7 +63,7 @@ WITH latest AS (
            COALESCE(tickets.eat_ts(raw->>'source_updated_at'), '-infinity') AS updated_at
     FROM ingest_stage
     WHERE reject_reason IS NULL
-    ORDER BY ticket_id, tickets.eat_ts(raw->>'source_updated_at') DESC NULLS LAST, line DESC
+    ORDER BY ticket_id, updated_at DESC, line DESC
 ), updated AS (
     UPDATE {table} AS t
     SET raw = l.raw, source_file = %(source_file)s, source_line = l.line, ingested_at = now()

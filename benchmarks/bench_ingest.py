@@ -67,12 +67,12 @@ def generate(directory: Path, files: int, rows: int, seed: int, first_file: int 
                 raw_status, status, bucket, actionable = STATES[min(f * len(STATES) // (files + first_file + 1)
                                                                    + rng.randrange(2), len(STATES) - 1)]
                 closed = bucket == "closed"
-                coordinates = (f"-1.2{rng.randrange(10_000):04d}", f"36.7{rng.randrange(10_000):04d}") \
-                    if rng.random() < 0.05 else ("", "")
+                coordinates = (f"-1.2{n % 10_000:04d}", f"36.7{n % 9_999:04d}") if n % 20 == 0 else ("", "")
+                # Where a ticket is does not change between its versions; its status, owner and times do.
                 writer.writerow([
                     f"INC{17_000_000 + n:012d}", raw_status, status, bucket, actionable, CLUSTERS[n % len(CLUSTERS)],
-                    rng.choice(["Nairobi", "NAIROBI", "nairobi"]),
-                    f"{rng.choice(PLACES)}, {rng.choice(STREETS)} {rng.choice(['ODB 4', 'KIL-OLT-014', ''])}",
+                    ["Nairobi", "NAIROBI", "nairobi"][n % 3],
+                    f"{PLACES[n % len(PLACES)]}, {STREETS[n % len(STREETS)]} {['ODB 4', 'KIL-OLT-014', ''][n % 3]}",
                     rng.choice(["FieldOps Nairobi West", "Splicing Team A", "NOC Tier 2"]),
                     rng.choice(["jwanjiru", "aotieno", ""]), "Within SLA" if closed else "",
                     f"{rng.randrange(20, 3000)}.{rng.randrange(10)}" if closed else "",

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import psycopg
 
-import geocoding
 import pipeline
 import settings
 
@@ -28,6 +27,12 @@ def run_capture_history(apply: bool) -> int:
     log.info(outcome if apply else f"dry run, rolled back: {outcome}")
     return 0
 
+def _geocoding():  # imported on use: the 20-minute ingest never needs httpx
+    import geocoding
+
+    return geocoding
+
+
 # Geocoding is cross-dataset (one gazetteer and one budget over INC ∪ CRQ) and
 # runs from here; its lines are prefixed 'geocode'.
 _geocode_log = pipeline.Log("geocode")
@@ -35,11 +40,11 @@ COMMANDS = (
     pipeline.Command(
         "--geocode-clusters",
         "geocode every cluster of either dataset that has no usable centroid (needs GEOCODER_API_KEY with --apply)",
-        lambda args: geocoding.geocode_clusters(args.apply, _geocode_log.info, _geocode_log.warn)),
+        lambda args: _geocoding().geocode_clusters(args.apply, _geocode_log.info, _geocode_log.warn)),
     pipeline.Command(
         "--geocode-locations",
         "geocode the locations of open, actionable tickets without a feed coordinate or a cached result",
-        lambda args: geocoding.geocode_locations(args.apply, _geocode_log.info, _geocode_log.warn)),
+        lambda args: _geocoding().geocode_locations(args.apply, _geocode_log.info, _geocode_log.warn)),
     pipeline.Command(
         "--capture-history",
         "run tickets.capture_history() alone: closure events and today's backlog snapshot",
@@ -47,7 +52,7 @@ COMMANDS = (
     pipeline.Command(
         "--load-gazetteer",
         "fill the cluster gazetteer from a CSV of known centroids (cluster,lat,lon), asking no geocoder",
-        lambda args: geocoding.load_gazetteer(args.load_gazetteer, args.apply, _geocode_log.info),
+        lambda args: _geocoding().load_gazetteer(args.load_gazetteer, args.apply, _geocode_log.info),
         metavar="FILE"),
 )
 

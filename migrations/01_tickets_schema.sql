@@ -160,10 +160,24 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER inc_resolve_geom BEFORE INSERT OR UPDATE OF raw ON tickets.inc
+-- A new version of a ticket usually keeps its place: the rule reads only the
+-- feed coordinate, the cluster and the location, so an update that changes
+-- none of them keeps the point it had (gazetteer changes go through
+-- resolve_ticket_geoms()). That skips the lookups for most updates.
+CREATE TRIGGER inc_resolve_geom_on_insert BEFORE INSERT ON tickets.inc
     FOR EACH ROW EXECUTE FUNCTION tickets.set_ticket_geom();
-CREATE TRIGGER crq_resolve_geom BEFORE INSERT OR UPDATE OF raw ON tickets.crq
+CREATE TRIGGER inc_resolve_geom_on_update BEFORE UPDATE OF raw ON tickets.inc
+    FOR EACH ROW
+    WHEN ((OLD.raw->>'cluster', OLD.raw->>'location_name', OLD.raw->>'latitude', OLD.raw->>'longitude')
+          IS DISTINCT FROM (NEW.raw->>'cluster', NEW.raw->>'location_name', NEW.raw->>'latitude', NEW.raw->>'longitude'))
+    EXECUTE FUNCTION tickets.set_ticket_geom();
+CREATE TRIGGER crq_resolve_geom_on_insert BEFORE INSERT ON tickets.crq
     FOR EACH ROW EXECUTE FUNCTION tickets.set_ticket_geom();
+CREATE TRIGGER crq_resolve_geom_on_update BEFORE UPDATE OF raw ON tickets.crq
+    FOR EACH ROW
+    WHEN ((OLD.raw->>'cluster', OLD.raw->>'location_name', OLD.raw->>'latitude', OLD.raw->>'longitude')
+          IS DISTINCT FROM (NEW.raw->>'cluster', NEW.raw->>'location_name', NEW.raw->>'latitude', NEW.raw->>'longitude'))
+    EXECUTE FUNCTION tickets.set_ticket_geom();
 
 -- Gazetteer rows change without touching the tickets; this re-applies the
 -- trigger's rule to every ticket and returns how many rows moved.

@@ -111,3 +111,22 @@ def test_the_ingest_captures_history_after_every_applied_run(db, run_import, tmp
 
     alone = run_import("inc", "--capture-history", "--apply")
     assert alone.code == 0 and '"events_added": 0' in alone.out
+
+
+def test_a_capture_over_no_tickets_writes_an_all_zero_total(db):
+    assert capture(db, DAY1) == {"events_added": 0, "snapshot_rows": 1, "snapshot_date": "2026-11-20"}
+    assert db.query("SELECT cluster, open_backlog, opened, closed FROM tickets.inc_daily_snapshot") == [
+        ("(all)", 0, 0, 0)]
+
+
+def test_a_cluster_keeps_its_row_after_its_backlog_empties(db, run_import, tmp_path):
+    load(run_import, tmp_path, "2026-11-20T09-00-00", version("INC000000000001", "2026-11-20 09:00:00", "new",
+                                                               cluster="Karen"))
+    capture(db, DAY1)
+    load(run_import, tmp_path, "2026-11-21T09-00-00", version("INC000000000001", "2026-11-20 10:00:00", "closed",
+                                                               cluster="Karen"))
+    capture(db, DAY2)
+    capture(db, "2026-11-22T18:00:00+03:00")
+    series = db.scalar("SELECT reporting.fn_inc_backlog('2026-11-20', '2026-11-22', 'Karen')")["series"]
+    assert [(p["date"], p["open_backlog"]) for p in series] == [
+        ("2026-11-20", 1), ("2026-11-21", 0), ("2026-11-22", 0)]
