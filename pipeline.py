@@ -245,11 +245,21 @@ class Source:
     etag: str
     size: int | None
     open: Callable[[], object]
+    rewritten: bool = False
+    """The export wrote this key before with other content, whose copy is already archived."""
 
     @property
     def name(self) -> str:
         """The file name, which orders versions with equal timestamps across files."""
         return PurePosixPath(self.key).name
+
+    @property
+    def archived_name(self) -> str:
+        """Name in processed/ or rejected/: the same, unless that would overwrite an earlier version's copy."""
+        if not self.rewritten:
+            return self.name
+        path = PurePosixPath(self.name)
+        return f"{path.stem}.{self.etag[:12]}{path.suffix}"
 
 
 @contextmanager
@@ -343,8 +353,9 @@ class Ingest:
 
         plan = []
         for _stamp, obj in stamped:
-            source = Source(obj.key, obj.etag, obj.size, lambda key=obj.key: self.bucket.open(key))
             seen = ledger.get(obj.key, {})
+            source = Source(obj.key, obj.etag, obj.size, lambda key=obj.key: self.bucket.open(key),
+                            rewritten=bool(set(seen) - {obj.etag}))
             if obj.etag in seen and not reseed:
                 plan.append((source, "archive" if seen[obj.etag] == "applied" else "reject"))
                 continue
@@ -368,7 +379,7 @@ class Ingest:
         """Move an applied file to processed/: copy first, so a crash never loses it."""
         if not self.apply or self.bucket is None:
             return
-        destination = self.dataset.processed_prefix + source.name
+        destination = self.dataset.processed_prefix + source.archived_name
         try:
             self.bucket.copy(source.key, destination)
             fault("after_copy_object")
@@ -387,7 +398,7 @@ class Ingest:
         """Move a rejected file to rejected/ with a .error.txt beside it saying what is wrong."""
         if not self.apply or self.bucket is None:
             return
-        destination = self.dataset.rejected_prefix + source.name
+        destination = self.dataset.rejected_prefix + source.archived_name
         try:
             self.bucket.put_text(destination + ".error.txt", f"{source.key}\n{reason}\n")
             self.bucket.copy(source.key, destination)

@@ -130,6 +130,10 @@ def test_a_rewritten_file_is_applied_again_with_a_warning(db, bucket, run_import
     assert "rewritten by the export" in outcome.err
     assert db.scalar("SELECT raw_status FROM tickets.inc") == "REWRITTEN"
     assert db.scalar("SELECT count(*) FROM tickets.ingest_files") == 2
+    # Both versions are kept: the rewrite is archived beside the first, not over it.
+    processed = bucket.keys("automations/inc/processed/")
+    assert len(processed) == 2 and "automations/inc/processed/2026-11-20T06-00-00.csv" in processed
+    assert {b"First" in bucket.get(k) for k in processed} == {True, False}
 
 
 # -- bad input -----------------------------------------------------------------
