@@ -265,6 +265,15 @@ ON CONFLICT (cluster) DO UPDATE
         display_name = excluded.display_name, attempts = g.attempts + 1, updated_at = now()
 """
 
+# A known centroid from a seed file; loading the same file again changes nothing.
+LOAD_SEED = """
+INSERT INTO tickets.geo_clusters AS g (cluster, lat, lon, status, source)
+VALUES (%(cluster)s, %(lat)s, %(lon)s, 'ok', 'seed')
+ON CONFLICT (cluster) DO UPDATE
+    SET lat = excluded.lat, lon = excluded.lon, status = 'ok', source = 'seed', updated_at = now()
+    WHERE (g.lat, g.lon, g.status, g.source) IS DISTINCT FROM (excluded.lat, excluded.lon, 'ok', 'seed')
+"""
+
 # The wrong-town guard is applied here, in one statement with the save, so
 # the stored status and distance always agree.
 SAVE_LOCATION = """
@@ -457,11 +466,10 @@ def load_gazetteer(path: Path, apply: bool, say: Callable[[str], None]) -> int:
         say(f"dry run: would load {len(rows)} cluster centroids from {path}; nothing written")
         return 0
     with settings.connect() as conn, conn.transaction():
-        for cluster, lat, lon in rows:
-            conn.execute(SAVE_CLUSTER, {"cluster": cluster, "lat": lat, "lon": lon, "status": "ok", "source": "seed",
-                                        "query": None, "osm_type": None, "osm_id": None, "display_name": None})
+        changed = sum(conn.execute(LOAD_SEED, {"cluster": cluster, "lat": lat, "lon": lon}).rowcount
+                      for cluster, lat, lon in rows)
         moved = conn.execute("SELECT tickets.resolve_ticket_geoms()").fetchone()[0]
-    say(f"gazetteer: {len(rows)} cluster centroids loaded from {path}, {moved} tickets placed")
+    say(f"gazetteer: {len(rows)} cluster centroids in {path}, {changed} new or changed, {moved} tickets placed")
     return 0
 
 

@@ -240,3 +240,18 @@ def test_a_bad_gazetteer_file_is_refused_naming_the_line(db, run_import, tmp_pat
     assert outcome.code == 1
     assert f"{bad}: line 3: lat/lon must be decimal degrees" in outcome.err
     assert db.scalar("SELECT count(*) FROM tickets.geo_clusters") == 0
+
+
+def test_loading_the_same_gazetteer_twice_changes_nothing(db, run_import, tmp_path):
+    load(run_import, tmp_path, "inc", open_ticket("INC000000000001", cluster="QOA"))
+    seed = tmp_path.parent / "seed.csv"
+    seed.write_text("cluster,lat,lon\nQuarry Road,-1.2795,36.838\nKaren,-1.3197,36.7073\n")
+
+    first = run_import("inc", "--load-gazetteer", str(seed), "--apply")
+    second = run_import("inc", "--load-gazetteer", str(seed), "--apply")
+
+    assert "2 new or changed, 1 tickets placed" in first.out
+    assert "0 new or changed, 0 tickets placed" in second.out
+    assert db.query("SELECT cluster, status, source FROM tickets.geo_clusters ORDER BY 1") == [
+        ("Karen", "ok", "seed"), ("Quarry Road", "ok", "seed")]
+    assert db.scalar("SELECT geo_source FROM tickets.inc") == "cluster"
