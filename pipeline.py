@@ -69,8 +69,8 @@ WITH latest AS (
     SET raw = l.raw, source_file = %(source_file)s, source_line = l.line, ingested_at = now()
     FROM latest AS l
     WHERE t.ticket_id = l.ticket_id
-      AND (l.updated_at, %(source_file)s, l.line)
-          > (COALESCE(t.source_updated_at, '-infinity'), t.source_file, t.source_line)
+      AND (l.updated_at, %(source_file)s COLLATE "C", l.line)
+          > (COALESCE(t.source_updated_at, '-infinity'), t.source_file COLLATE "C", t.source_line)
     RETURNING 1
 ), inserted AS (
     INSERT INTO {table} (ticket_id, raw, source_file, source_line)
@@ -107,7 +107,7 @@ ON CONFLICT (dataset, key, etag) DO UPDATE
 ADVANCE_WATERMARK = """
 UPDATE tickets.import_meta
 SET metadata = metadata || jsonb_build_object(
-        'source_max_key', GREATEST(metadata->>'source_max_key', %(key)s::text),
+        'source_max_key', GREATEST(metadata->>'source_max_key' COLLATE "C", %(key)s::text COLLATE "C"),
         'last_file_applied_at', now()),
     updated_at = now()
 WHERE dataset = %(dataset)s

@@ -3,13 +3,16 @@
 # scheduled tasks instead). Crontab, in EAT:
 #   CRON_TZ=Africa/Nairobi
 #   */20 6-20 * * * /opt/fleettickets/run_ingest.sh >> /var/log/fleettickets.log 2>&1
-# Loads .env beside this script if present; never runs two copies at once;
-# exits non-zero when either import fails (CRQ still runs after an INC failure).
+# Loads .env beside this script if present (FLEETTICKETS_ENV_FILE names
+# another); never runs two copies at once (FLEETTICKETS_LOCK_FILE, default
+# /tmp/fleettickets-run_ingest.lock); exits non-zero when either import fails
+# (CRQ still runs after an INC failure).
 set -uo pipefail
 cd "$(dirname "$0")"
 
-if [ -f .env ]; then
-    set -a; . ./.env; set +a
+env_file=${FLEETTICKETS_ENV_FILE:-.env}
+if [ -f "$env_file" ]; then
+    set -a; . "$env_file"; set +a
 fi
 PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 
