@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from netproxy import Proxy
-from streamdata import COLUMNS, changes, csv_text, ticket_fields
 
 from conftest import TestDatabase
+from netproxy import Proxy
+from streamdata import COLUMNS, changes, csv_text, ticket_fields
 
 BEFORE_KEY = changes("inc", "2026-11-20T06-00-00")
 CASE_KEY = changes("inc", "2026-11-20T06-10-00")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from streamdata import run_subprocess, sample_files
 
 import pipeline
 from conftest import table_state
 from oracle import reference_state
+from streamdata import run_subprocess, sample_files
 
 
 def placement(bucket, names: list[str]) -> dict[str, set[str]]:

@@ -6,10 +6,10 @@ import re
 from decimal import Decimal
 
 import pytest
-from fake_locationiq import FakeLocationIQ, Scripted
-from streamdata import csv_text, ticket_fields
 
 import geocoding
+from fake_locationiq import FakeLocationIQ, Scripted
+from streamdata import csv_text, ticket_fields
 
 KEY = "pk.test-secret-key-0123456789"
 KILIMANI = (-1.2893, 36.7833)
@@ -255,3 +255,16 @@ def test_loading_the_same_gazetteer_twice_changes_nothing(db, run_import, tmp_pa
     assert db.query("SELECT cluster, status, source FROM tickets.geo_clusters ORDER BY 1") == [
         ("Karen", "ok", "seed"), ("Quarry Road", "ok", "seed")]
     assert db.scalar("SELECT geo_source FROM tickets.inc") == "cluster"
+
+
+def test_results_paid_for_are_kept_when_the_run_then_fails(db, geocoder, run_import, tmp_path):
+    load(run_import, tmp_path, "inc", open_ticket("INC000000000001", cluster="Karen"),
+         open_ticket("INC000000000002", cluster="Kilimani"))
+    geocoder.places = {"Karen": (-1.3197, 36.7073)}
+    geocoder.script = [Scripted(), Scripted(403, "Forbidden")]  # clusters are asked in name order
+
+    outcome = run_import("inc", "--geocode-clusters", "--apply")
+
+    assert outcome.code == 1
+    assert db.query("SELECT cluster, status FROM tickets.geo_clusters") == [("Karen", "ok")]
+    assert db.scalar("SELECT requests FROM tickets.geocode_budget") == 2

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 
 import psycopg
-from streamdata import HEADER, ROOT, change_file, changes, run_subprocess, sample_files, ticket_row
 
 import settings
 from conftest import table_state
 from oracle import reference_state
+from streamdata import HEADER, ROOT, change_file, changes, run_subprocess, sample_files, ticket_row
 
 # -- draining the samples ------------------------------------------------------
 
@@ -373,3 +374,28 @@ def test_status_shows_watermark_runs_and_counts_without_touching_anything(db, bu
     runs = [line for line in lines if line.startswith("    20")]
     assert len(runs) == 2 and " failed " in runs[0] and " ok " in runs[1]
     assert bucket.keys("automations/inc/processed/")[:len(keys)] == [k.replace("changes", "processed") for k in keys]
+
+
+def test_a_reseed_in_a_terminal_shows_progress(db, bucket):
+    import pty
+
+    bucket.put_samples("inc")
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "inc.import_inc", "--from-bucket", "--reseed", "--apply"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=follower, text=True)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data.decode())
+    process.wait(timeout=60)
+    os.close(leader)
+
+    assert process.returncode == 0
+    terminal = "".join(chunks)
+    assert "[1/3] 2026-11-20T06-00-00.csv" in terminal and "[3/3] 2026-11-20T06-40-00.csv" in terminal

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from netproxy import Proxy
-from streamdata import ROOT, change_file, changes, ticket_row
 
 from conftest import table_state
+from netproxy import Proxy
 from oracle import reference_state
+from streamdata import ROOT, change_file, changes, ticket_row
 
 SECRET = "do-not-print-this-secret"
 

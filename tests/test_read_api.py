@@ -8,6 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import psycopg
 import pytest
+
 from streamdata import csv_text, ticket_fields
 
 EAT = dt.timezone(dt.timedelta(hours=3))

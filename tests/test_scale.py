@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from streamdata import HEADER, ROOT, ticket_row
 
 # The ceiling for the whole ingest process on this file.
