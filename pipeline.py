@@ -12,6 +12,7 @@ unapplied file (applied next run) or an applied one still in `changes/`
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import re
 import signal
@@ -600,8 +601,9 @@ def print_status(dataset: Dataset) -> int:
                    (metadata->>'last_failure_at')::timestamptz
             FROM tickets.import_meta WHERE dataset = %s""", (dataset.name,)).fetchone() or (None, None, None)
         newest = conn.execute("""
-            SELECT key, applied_at, now() - applied_at FROM tickets.ingest_files
-            WHERE dataset = %s AND status = 'applied' ORDER BY key DESC LIMIT 1""", (dataset.name,)).fetchone()
+            SELECT key, applied_at, now() - applied_at, now() FROM tickets.ingest_files
+            WHERE dataset = %s AND status = 'applied' AND key LIKE %s
+            ORDER BY key COLLATE "C" DESC LIMIT 1""", (dataset.name, dataset.changes_prefix + "%")).fetchone()
         counts = conn.execute(sql.SQL("""
             SELECT count(*), count(*) FILTER (WHERE bucket = 'open'), count(geom)
             FROM {}""").format(dataset.table_identifier)).fetchone()
@@ -621,7 +623,11 @@ def print_status(dataset: Dataset) -> int:
     watermark, last_success, last_failure = metadata
     print(f"  watermark        {watermark or '(none: nothing applied from the bucket yet)'}")
     if newest:
-        print(f"  newest applied   {newest[0]}, applied {newest[1]:%Y-%m-%d %H:%M} EAT ({_age(newest[2])} ago)")
+        key, applied_at, since_applied, current = newest
+        exported = dt.datetime.strptime(dataset.key_pattern.fullmatch(key)["stamp"], "%Y-%m-%dT%H-%M-%S").replace(
+            tzinfo=current.tzinfo)
+        print(f"  newest applied   {key}: exported {exported:%Y-%m-%d %H:%M} EAT ({_age(current - exported)} ago), "
+              f"applied {applied_at:%Y-%m-%d %H:%M} EAT ({_age(since_applied)} ago)")
     print(f"  last success     {f'{last_success:%Y-%m-%d %H:%M} EAT' if last_success else 'never'}"
           + (f" (last failure {last_failure:%Y-%m-%d %H:%M} EAT)" if last_failure else ""))
     print(f"  tickets          {counts[0]} ({counts[1]} open, {counts[2]} with a point)")
@@ -694,6 +700,9 @@ def main(dataset: Dataset, argv: Sequence[str] | None = None, commands: Sequence
         return ingest(dataset, apply=args.apply, reseed=args.reseed, local_files=args.csv or ())
     except FleetError as error:
         log.error(str(error))
+        return 1
+    except psycopg.errors.UndefinedTable as error:
+        log.error(f"database: {settings.describe_db_error(error)} (run the migrations: python run_migrations.py)")
         return 1
     except psycopg.Error as error:
         log.error(f"database: {settings.describe_db_error(error)}")

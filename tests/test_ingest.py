@@ -295,6 +295,12 @@ def test_dry_run_writes_nothing_and_reports_what_the_real_run_does(db, bucket, r
 
 # -- configuration and errors ------------------------------------------------------
 
+def test_an_unmigrated_database_says_to_run_the_migrations(empty_db, run_import):
+    outcome = run_import("inc", "--status")
+    assert outcome.code == 1
+    assert outcome.err.strip().endswith("(run the migrations: python run_migrations.py)")
+
+
 def test_a_missing_variable_is_one_line_naming_it(db, bucket, run_import, monkeypatch):
     monkeypatch.delenv("RUSTFS_ENDPOINT")
     outcome = run_import("inc", "--from-bucket", "--apply")
@@ -366,7 +372,9 @@ def test_status_shows_watermark_runs_and_counts_without_touching_anything(db, bu
     assert status.code == 0
     lines = status.out.splitlines()
     assert f"  watermark        {changes('inc', '2026-11-20T07-00-00')}" in lines
-    assert any(line.startswith(f"  newest applied   {changes('inc', '2026-11-20T07-00-00')}") for line in lines)
+    newest = next(line for line in lines if line.startswith("  newest applied"))
+    assert newest.startswith(f"  newest applied   {changes('inc', '2026-11-20T07-00-00')}: exported "
+                             "2026-11-20 07:00 EAT (")
     placed = db.scalar("SELECT count(geom) FROM tickets.inc")
     assert f"  tickets          70 (45 open, {placed} with a point)" in lines
     assert "(last failure" in status.out
