@@ -141,9 +141,13 @@ class ChangeFile:
             except StopIteration:
                 return
             except csv.Error as error:
-                reason = ("unterminated quoted field (the rest of the file is unreadable)"
-                          if "unexpected end of data" in str(error) or "field larger" in str(error)
-                          else f"broken quoting in the record starting on this line ({error})")
+                if "unexpected end of data" in str(error):
+                    reason = "unterminated quoted field (the rest of the file is unreadable)"
+                elif "field larger" in str(error):
+                    reason = (f"a field longer than {MAX_FIELD_CHARS // (1024 * 1024)} MiB, most likely a quote "
+                              "that is never closed")
+                else:
+                    reason = f"broken quoting in the record starting on this line ({error})"
                 raise RejectedFile(self.source, start, reason) from None
             yield start, fields
             start = self._line + 1

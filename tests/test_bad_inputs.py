@@ -131,6 +131,8 @@ CASES = [
          check=_check_zero_coordinates),
     Case("one-megabyte-field", csv_text([one(location_name="x" * (1 << 20))]).encode(), "applied",
          {"INC000000000100"}, check=_check_big_field),
+    Case("field-over-the-8-MiB-ceiling", csv_text([one(location_name="x" * (9 << 20))]).encode(), "file-rejected",
+         reason="line 2: a field longer than 8 MiB"),
     Case("truncated-object-claiming-2-GB", csv_text([one()] * 50).encode(), "left-in-changes",
          reason="reading automations/inc/changes/2026-11-20T06-10-00.csv"),
     Case("key-not-matching-the-pattern", csv_text([one()]).encode(), "ignored",
