@@ -264,11 +264,13 @@ class Source:
 
 
 @contextmanager
-def _database_errors(action: str) -> Iterator[None]:
+def _database_errors(conn: psycopg.Connection, action: str) -> Iterator[None]:
     """A lost connection ends the run with one line; other database errors pass through."""
     try:
         yield
     except psycopg.OperationalError as error:
+        if not (conn.broken or conn.closed):
+            raise
         raise RunAborted(f"database connection lost while {action}: {settings.describe_db_error(error)}; "
                          "every file committed before stays applied, the rest is applied next run") from None
 
@@ -338,7 +340,7 @@ class Ingest:
                               f"{self.dataset.changes_prefix}YYYY-MM-DDTHH-MM-SS.csv); left where it is")
         stamped.sort(key=lambda pair: (pair[0], pair[1].key))
 
-        with _database_errors("reading the ledger"):
+        with _database_errors(self.conn, "reading the ledger"):
             ledger: dict[str, dict[str, str]] = {}
             for key, etag, status in self.conn.execute(
                     "SELECT key, etag, status FROM tickets.ingest_files WHERE dataset = %s AND key = ANY(%s)",
@@ -369,7 +371,7 @@ class Ingest:
 
     def reconcile_archived(self, listed: set[str]) -> None:
         """Applied files gone from changes/ were archived by a run that died before recording it."""
-        with _database_errors("reconciling the ledger with the bucket"):
+        with _database_errors(self.conn, "reconciling the ledger with the bucket"):
             self.conn.execute("""
                 UPDATE tickets.ingest_files SET archived_at = now()
                 WHERE dataset = %s AND status = 'applied' AND archived_at IS NULL
@@ -389,7 +391,7 @@ class Ingest:
             self.report.errors.append(str(error))
             self.log.error(f"{error}; {source.key} stays in changes/ and is archived (not re-applied) next run")
             return
-        with _database_errors(f"recording that {source.key} was archived"):
+        with _database_errors(self.conn, f"recording that {source.key} was archived"):
             self.conn.execute("UPDATE tickets.ingest_files SET archived_at = now() "
                               "WHERE dataset = %s AND key = %s AND etag = %s",
                               (self.dataset.name, source.key, source.etag))
@@ -415,7 +417,7 @@ class Ingest:
         started = time.perf_counter()
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
-                with _database_errors(f"applying {source.key}"), self.conn.transaction():
+                with _database_errors(self.conn, f"applying {source.key}"), self.conn.transaction():
                     counts = load_file(self.conn, self.dataset, source)
                     fault("before_commit")
                 break
@@ -455,7 +457,7 @@ class Ingest:
         self.report.files_rejected += 1
         verb = "rejected" if self.apply else "would reject"
         self.log.error(f"{verb} {rejected}")
-        with _database_errors(f"recording the rejection of {source.key}"), self.conn.transaction(), \
+        with _database_errors(self.conn, f"recording the rejection of {source.key}"), self.conn.transaction(), \
                 self.conn.cursor() as cur:
             record_file(cur, self.dataset, source, "rejected", FileCounts(), f"line {rejected.line}: {rejected.reason}")
         self.move_rejected(source, f"line {rejected.line}: {rejected.reason}")
@@ -570,7 +572,7 @@ def ingest(dataset: Dataset, *, apply: bool, reseed: bool = False, local_files: 
             if run_id is not None:
                 finish_run_log(conn, dataset, run_id, runner.report)
         if apply and dataset.post_apply:
-            with _database_errors("running the post-apply step"), conn.transaction():
+            with _database_errors(conn, "running the post-apply step"), conn.transaction():
                 outcome = dataset.post_apply(conn)
                 fault("mid_post_apply")
             if outcome:

@@ -187,6 +187,11 @@ DECLARE
     changed_inc integer;
     changed_crq integer;
 BEGIN
+    -- Wait for a running INC then CRQ ingest (their advisory locks: namespace
+    -- "FLTT", datasets 1 and 2, as in settings.py/pipeline.py): rewriting
+    -- every ticket while an ingest rewrites some of them could deadlock.
+    PERFORM pg_advisory_xact_lock(1179407444, 1);
+    PERFORM pg_advisory_xact_lock(1179407444, 2);
     UPDATE tickets.inc AS t SET geom = r.geom, geo_source = r.geo_source
     FROM tickets.inc AS s CROSS JOIN LATERAL tickets.resolve_geom(s.raw) AS r
     WHERE s.ticket_id = t.ticket_id

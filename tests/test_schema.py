@@ -258,3 +258,17 @@ def test_everything_works_with_an_empty_search_path_as_in_pg_restore(db):
         assert conn.execute("SELECT tickets.resolve_ticket_geoms()").fetchone()[0] == 0
         assert conn.execute("SELECT geo_source FROM tickets.inc").fetchone()[0] == "cluster"
         assert conn.execute("SELECT reporting.fn_tickets_for_map()").fetchone()[0]["features"][0]["geometry"]
+
+
+def test_resolve_ticket_geoms_waits_for_a_running_ingest(db):
+    import psycopg
+
+    import settings
+
+    with db.connect() as ingest, db.connect() as geocoder:
+        ingest.execute("SELECT pg_advisory_lock(%s, 1)", (settings.LOCK_NAMESPACE,))  # an INC run is going on
+        geocoder.execute("SET lock_timeout = '300ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            geocoder.execute("SELECT tickets.resolve_ticket_geoms()")
+        ingest.execute("SELECT pg_advisory_unlock(%s, 1)", (settings.LOCK_NAMESPACE,))
+        assert geocoder.execute("SELECT tickets.resolve_ticket_geoms()").fetchone()[0] == 0
