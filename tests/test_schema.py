@@ -6,8 +6,11 @@ import datetime as dt
 import json
 from decimal import Decimal
 
+import psycopg
 import pytest
 from psycopg.types.json import Jsonb
+
+import settings
 
 UTC = dt.UTC
 
@@ -261,10 +264,6 @@ def test_everything_works_with_an_empty_search_path_as_in_pg_restore(db):
 
 
 def test_resolve_ticket_geoms_waits_for_a_running_ingest(db):
-    import psycopg
-
-    import settings
-
     with db.connect() as ingest, db.connect() as geocoder:
         ingest.execute("SELECT pg_advisory_lock(%s, 1)", (settings.LOCK_NAMESPACE,))  # an INC run is going on
         geocoder.execute("SET lock_timeout = '300ms'")
