@@ -373,12 +373,11 @@ class GeocodeRun:
 
     def locations(self) -> None:
         todo = self.conn.execute(LOCATIONS_TO_GEOCODE).fetchall()
-        without_centroid = sorted({cluster for _key, cluster, _place in todo if cluster} - set(
-            c for (c,) in self.conn.execute("SELECT cluster FROM tickets.geo_clusters WHERE status = 'ok'")))
+        without_centroid = sorted({cluster for _key, cluster, _place in todo if cluster} - self._centroids())
         if without_centroid and not self.clusters(only=without_centroid):
             self.tally.undone += len(todo)
             return
-        centroids = {c for (c,) in self.conn.execute("SELECT cluster FROM tickets.geo_clusters WHERE status = 'ok'")}
+        centroids = self._centroids()
         if not self.apply:
             self._would_ask([location_query(p, c) for _k, c, p in todo if c], "locations")
             return
@@ -405,6 +404,9 @@ class GeocodeRun:
                          "elsewhere); the ticket keeps the cluster point")
             else:
                 self.tally.misses += 1
+
+    def _centroids(self) -> set[str]:
+        return {c for (c,) in self.conn.execute("SELECT cluster FROM tickets.geo_clusters WHERE status = 'ok'")}
 
     def _save(self, statement: str, params: dict, found: Found | None) -> tuple:
         values = {"lat": None, "lon": None, "osm_type": None, "osm_id": None, "display_name": None,
