@@ -170,11 +170,11 @@ class Geocoder:
                 response = self._send(query)
             except httpx.TimeoutException:
                 problem = f"no answer within {self.config.timeout_s:g} s"
-                sleep(SERVER_ERROR_WAITS_S[min(attempt, len(SERVER_ERROR_WAITS_S) - 1)])
+                sleep(_backoff(attempt))
                 continue
             except httpx.TransportError as error:
                 problem = f"connection failed ({type(error).__name__})"
-                sleep(SERVER_ERROR_WAITS_S[min(attempt, len(SERVER_ERROR_WAITS_S) - 1)])
+                sleep(_backoff(attempt))
                 continue
             status = response.status_code
             if status == 200:
@@ -194,10 +194,14 @@ class Geocoder:
                 continue
             if status >= 500:
                 problem = f"server error HTTP {status}"
-                sleep(SERVER_ERROR_WAITS_S[min(attempt, len(SERVER_ERROR_WAITS_S) - 1)])
+                sleep(_backoff(attempt))
                 continue
             raise _LookupFailed(f"{self._describe(query)}: HTTP {status} {_error_text(response)}".strip())
         raise _LookupFailed(f"{self._describe(query)}: {problem} after {ATTEMPTS} attempts")
+
+
+def _backoff(attempt: int) -> float:
+    return SERVER_ERROR_WAITS_S[min(attempt, len(SERVER_ERROR_WAITS_S) - 1)]
 
 
 def _error_text(response: httpx.Response) -> str:

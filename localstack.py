@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 BUCKET = "isptickets"
 S3_ACCESS_KEY = "fleettickets-local"
@@ -123,6 +124,15 @@ def wait_for_port(port: int, timeout_s: float = 20) -> None:
     raise StackError(f"nothing answered on 127.0.0.1:{port} after {timeout_s:.0f} s")
 
 
+def s3_client(endpoint: str) -> Any:
+    """A boto3 client for a local S3 server, with the stack's credentials and path-style addressing."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=S3_ACCESS_KEY,
+                        aws_secret_access_key=S3_SECRET_KEY, config=Config(s3={"addressing_style": "path"}))
+
+
 def s3_environment(endpoint: str) -> dict[str, str]:
     """The RUSTFS_* variables that point the ingest at a local S3 server."""
     return {
@@ -186,13 +196,7 @@ def _start_services() -> bool:
 
 
 def _seed_bucket() -> int:
-    import boto3
-    from botocore.config import Config
-
-    env = s3_environment(f"http://127.0.0.1:{S3_PORT}")
-    client = boto3.client("s3", endpoint_url=env["RUSTFS_ENDPOINT"], region_name="us-east-1",
-                          aws_access_key_id=S3_ACCESS_KEY, aws_secret_access_key=S3_SECRET_KEY,
-                          config=Config(s3={"addressing_style": "path"}))
+    client = s3_client(f"http://127.0.0.1:{S3_PORT}")
     client.create_bucket(Bucket=BUCKET)
     files = sorted(SAMPLES.glob("*/changes/*.csv"))
     for path in files:

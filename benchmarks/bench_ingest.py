@@ -175,9 +175,6 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) -> int:
-    import boto3
-    from botocore.config import Config
-
     data = work / "changes"
     data.mkdir()
     paths = generate(data, args.files, args.rows, args.seed)
@@ -195,9 +192,7 @@ def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) ->
     local = median_of(args.repeat, replay_local)
 
     s3_env = localstack.s3_environment(s3_endpoint)
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-                          aws_access_key_id=localstack.S3_ACCESS_KEY, aws_secret_access_key=localstack.S3_SECRET_KEY,
-                          config=Config(s3={"addressing_style": "path"}))
+    client = localstack.s3_client(s3_endpoint)
     client.create_bucket(Bucket=localstack.BUCKET)
 
     def upload() -> None:

@@ -16,11 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import httpx
 import psycopg
 import pytest
-from botocore.config import Config
 from psycopg import sql
 
 import localstack
@@ -161,11 +159,7 @@ def bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> TestBucket:
     httpx.post(f"{s3_server}/moto-api/reset").raise_for_status()
     for name, value in localstack.s3_environment(s3_server).items():
         monkeypatch.setenv(name, value)
-    client = boto3.client(
-        "s3", endpoint_url=s3_server, region_name="us-east-1",
-        aws_access_key_id=localstack.S3_ACCESS_KEY, aws_secret_access_key=localstack.S3_SECRET_KEY,
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    client = localstack.s3_client(s3_server)
     client.create_bucket(Bucket=localstack.BUCKET)
     return TestBucket(client, localstack.BUCKET)
 
