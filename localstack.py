@@ -61,14 +61,15 @@ class PgCluster:
     def url_for(self, dbname: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
 
-    def _run(self, *args: str) -> None:
+    def _run(self, *args: str, check: bool = True) -> int:
         # initdb refuses to run as root; CI and fresh machines run us as root.
         command = [str(postgres_bindir() / args[0]), *args[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
         result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
+        if check and result.returncode != 0:
             raise StackError(f"{args[0]} failed: {(result.stderr or result.stdout).strip()}")
+        return result.returncode
 
     def _give_to_postgres(self) -> None:
         if os.geteuid() == 0:
@@ -85,7 +86,10 @@ class PgCluster:
                   "--encoding=UTF8", "--locale=C.UTF-8")
 
     def is_running(self) -> bool:
-        return (self.data / "postmaster.pid").exists()
+        # Asked of pg_ctl, not read from postmaster.pid: after a reboot that
+        # file is stale and the server is not running.
+        return (self.data / "PG_VERSION").exists() and self._run("pg_ctl", "-D", str(self.data), "status",
+                                                                  check=False) == 0
 
     def start(self, *, durable: bool = True) -> None:
         """Start the server; `durable=False` trades crash safety for speed (tests)."""
@@ -159,12 +163,14 @@ def _stack() -> tuple[PgCluster, Path]:
 
 
 def _s3_running(pid_file: Path) -> bool:
+    """Our S3 server answers; a pid file left by a reboot may name someone else's process."""
     if not pid_file.exists():
         return False
     try:
         os.kill(int(pid_file.read_text()), 0)
-        return True
-    except (ProcessLookupError, ValueError):
+        with socket.create_connection(("127.0.0.1", S3_PORT), timeout=0.5):
+            return True
+    except (OSError, ValueError):
         return False
 
 

@@ -119,6 +119,9 @@ class RunAborted(FleetError):
     """The run cannot go on (database or bucket unreachable); what was committed stays."""
 
 
+WHAT_STAYS = "every file committed before stays applied, the rest is applied next run"
+
+
 @dataclass(frozen=True)
 class Dataset:
     """One ticket stream: where its files are and where its rows go."""
@@ -272,7 +275,7 @@ def _database_errors(conn: psycopg.Connection, action: str) -> Iterator[None]:
         if not (conn.broken or conn.closed):
             raise
         raise RunAborted(f"database connection lost while {action}: {settings.describe_db_error(error)}; "
-                         "every file committed before stays applied, the rest is applied next run") from None
+                         f"{WHAT_STAYS}") from None
 
 
 def load_file(conn: psycopg.Connection, dataset: Dataset, source: Source) -> FileCounts:
@@ -425,8 +428,7 @@ class Ingest:
                 self.reject(source, rejected)
                 return
             except StorageUnavailable as error:
-                raise RunAborted(f"{error}; every file committed before stays applied, the rest is applied "
-                                 "next run") from None
+                raise RunAborted(f"{error}; {WHAT_STAYS}") from None
             except TransferError as error:
                 if attempt == READ_ATTEMPTS:
                     self.fail(source, str(error))
