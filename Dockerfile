@@ -11,7 +11,7 @@ RUN useradd --create-home --uid 10001 fleettickets
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
-COPY pipeline.py changefile.py bucket.py geocoding.py settings.py run_migrations.py localstack.py run_ingest.sh ./
+COPY pipeline.py changefile.py bucket.py geocoding.py history.py settings.py run_migrations.py localstack.py run_ingest.sh ./
 COPY inc/ inc/
 COPY crq/ crq/
 COPY migrations/ migrations/

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
-import psycopg
-
+import history
 import pipeline
-import settings
 
+DATASET = pipeline.Dataset.standard("inc", lock_id=1, post_apply=history.capture)
 
-def capture_history(conn: psycopg.Connection) -> str:
-    """Closure episodes and today's backlog snapshot, after every applied run (also when nothing was new)."""
-    outcome = conn.execute("SELECT tickets.capture_history()").fetchone()[0]
-    return f"history captured: {json.dumps(outcome, sort_keys=True)}"
-
-
-DATASET = pipeline.Dataset.standard("inc", lock_id=1, post_apply=capture_history)
-
-
-def run_capture_history(apply: bool) -> int:
-    log = pipeline.Log("inc")
-    with settings.connect() as conn, conn.transaction(force_rollback=not apply):
-        outcome = capture_history(conn)
-    log.info(outcome if apply else f"dry run, rolled back: {outcome}")
-    return 0
 
 def _geocoding():  # imported on use: the 20-minute ingest never needs httpx
     import geocoding
@@ -48,7 +31,7 @@ COMMANDS = (
     pipeline.Command(
         "--capture-history",
         "run tickets.capture_history() alone: closure events and today's backlog snapshot",
-        lambda args: run_capture_history(args.apply)),
+        lambda args: history.capture_alone(args.apply)),
     pipeline.Command(
         "--load-gazetteer",
         "fill the cluster gazetteer from a CSV of known centroids (cluster,lat,lon), asking no geocoder",
