@@ -58,9 +58,6 @@ class PgCluster:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def url_for(self, dbname: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
-
     def _run(self, *args: str, check: bool = True) -> int:
         # initdb refuses to run as root; CI and fresh machines run us as root.
         command = [str(postgres_bindir() / args[0]), *args[1:]]
