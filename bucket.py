@@ -29,11 +29,27 @@ class TransferError(StorageError):
     """An object's body broke off midway; reading it again may well succeed."""
 
 
+class ObjectChanged(StorageError):
+    """The key no longer holds the version (ETag) that was listed: the export rewrote it meanwhile."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
     etag: str
     size: int
+
+
+# 412 on GET/COPY/DELETE; HEAD has no body, so botocore names it by status.
+PRECONDITION_FAILED = frozenset({"PreconditionFailed", "412"})
+
+
+def _error_code(error: Exception) -> str:
+    return str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _quoted(etag: str) -> str:
+    return f'"{etag}"'
 
 
 def _describe(error: Exception) -> str:
@@ -84,9 +100,14 @@ class Bucket:
 
         try:
             yield
-        except (BotoCoreError, ClientError) as error:
+        except ClientError as error:
+            if _error_code(error) in PRECONDITION_FAILED:
+                raise ObjectChanged(f"S3 {action}: the key no longer holds the version that was listed") from None
+            raise StorageError(f"S3 {action} failed at {self.endpoint} (bucket {self.name}): {_describe(error)}"
+                               ) from None
+        except BotoCoreError as error:
             kind = (StorageUnavailable if isinstance(error, ConnectionError | HTTPClientError) and not transfer
-                    else TransferError if transfer and not isinstance(error, ClientError)
+                    else TransferError if transfer
                     else StorageError)
             raise kind(f"S3 {action} failed at {self.endpoint} (bucket {self.name}): {_describe(error)}") from None
 
@@ -96,19 +117,29 @@ class Bucket:
             return [StoredObject(obj["Key"], obj["ETag"].strip('"'), obj["Size"])
                     for page in pages for obj in page.get("Contents", [])]
 
-    def open(self, key: str) -> BinaryIO:
-        """The object's body as a stream; a transfer that breaks midway raises TransferError."""
+    def open(self, key: str, etag: str) -> BinaryIO:
+        """The body of version `etag` of `key` as a stream; ObjectChanged if the key holds another version now.
+
+        A transfer that breaks midway raises TransferError.
+        """
         with self._request(f"reading {key}"):
-            body = self.client.get_object(Bucket=self.name, Key=key)["Body"]
+            body = self.client.get_object(Bucket=self.name, Key=key, IfMatch=_quoted(etag))["Body"]
         return _Body(self, key, body)
 
-    def copy(self, key: str, destination: str) -> None:
+    def copy(self, key: str, etag: str, destination: str) -> None:
+        """Copy version `etag` of `key` to `destination`; ObjectChanged if the key holds another version now."""
         with self._request(f"copying {key} to {destination}"):
-            self.client.copy_object(Bucket=self.name, Key=destination, CopySource={"Bucket": self.name, "Key": key})
+            self.client.copy_object(Bucket=self.name, Key=destination, CopySource={"Bucket": self.name, "Key": key},
+                                    CopySourceIfMatch=_quoted(etag))
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, etag: str) -> None:
+        """Delete `key` only while it holds version `etag`; ObjectChanged (and nothing deleted) otherwise."""
         with self._request(f"deleting {key}"):
-            self.client.delete_object(Bucket=self.name, Key=key)
+            # The conditional delete is atomic where the server honours If-Match
+            # on DELETE (AWS, moto); the HEAD before it covers servers that
+            # ignore the header, leaving only the gap between the two requests.
+            self.client.head_object(Bucket=self.name, Key=key, IfMatch=_quoted(etag))
+            self.client.delete_object(Bucket=self.name, Key=key, IfMatch=_quoted(etag))
 
     def put_text(self, key: str, text: str) -> None:
         with self._request(f"writing {key}"):

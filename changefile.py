@@ -12,6 +12,7 @@ import csv
 import io
 import operator
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -31,20 +32,31 @@ ALARM_SPELLINGS = frozenset({"true", "t", "1"})
 # 8 MiB leaves room for pasted notes while bounding what an unterminated quote
 # (which swallows the rest of the file into one field) can make us hold.
 MAX_FIELD_CHARS = 8 * 1024 * 1024
-MAX_LINE_BYTES = 2 * MAX_FIELD_CHARS
+# Several large fields in one record add up: the record as a whole (line
+# breaks included) is bounded too, so memory per record is.
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+# The export writes 32 columns of short names; 1,000 columns of 64 bytes is
+# far beyond any real header and keeps a garbage header from costing time.
+MAX_COLUMNS = 1000
+MAX_HEADER_BYTES = 64 * 1024
 READ_CHUNK_BYTES = 256 * 1024
 
 csv.field_size_limit(MAX_FIELD_CHARS)
 
 
 class RejectedFile(FleetError):
-    """The file cannot be applied as a whole: not UTF-8, no ticket_id column, broken quoting."""
+    """The file cannot be applied as a whole: not UTF-8, no ticket_id column, broken quoting, over a limit."""
 
-    def __init__(self, source: str, line: int, reason: str) -> None:
-        super().__init__(f"{source}: line {line}: {reason}")
+    def __init__(self, source: str, line: int | None, reason: str) -> None:
         self.source = source
         self.line = line
         self.reason = reason
+        super().__init__(f"{source}: {self.where}")
+
+    @property
+    def where(self) -> str:
+        """The reason, led by the line it concerns when there is one: 'line 3: …'."""
+        return self.reason if self.line is None else f"line {self.line}: {self.reason}"
 
 
 @dataclass
@@ -52,8 +64,12 @@ class FileCounts:
     """What reading and applying one file did; every number is a count of CSV records."""
 
     rows_read: int = 0
+    """Records after the header that are not blank: each is staged, dropped or rejected."""
+    staged: int = 0
     alarms_dropped: int = 0
     sentinels: int = 0
+    blank_lines: int = 0
+    """Blank or whitespace-only lines, before the header or between records: skipped."""
     rows_rejected: int = 0
     duplicates: int = 0
     inserted: int = 0
@@ -72,12 +88,29 @@ StagedRow = tuple[int, str | None, str | None, str | None, str | None]
 def _as_csv_line(fields: list[str]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="").writerow(fields)
-    return buffer.getvalue()
+    return storable(buffer.getvalue())
+
+
+def storable(text: str) -> str:
+    """`text` as PostgreSQL can store it: NUL, which text cannot hold, is written as the four characters \\x00."""
+    return text.replace("\x00", "\\x00")
+
+
+def _is_blank(fields: list[str]) -> bool:
+    """An empty or whitespace-only line: csv yields [] or one field of spaces for it."""
+    return not fields or (len(fields) == 1 and fields[0].strip() == "")
 
 
 @dataclass
 class ChangeFile:
-    """Streams the records of one change file as staging rows, counting as it goes."""
+    """Streams the records of one change file as staging rows, counting as it goes.
+
+    Every record is accounted for: the header, a blank line, or a row that is
+    staged, dropped by a cleaning rule (alarm, sentinel) or rejected. When the
+    stream is drained, `rows()` checks that the file was read to its end and
+    that the counts add up; a file for which they do not is rejected, never
+    applied with rows missing.
+    """
 
     stream: BinaryIO
     source: str
@@ -88,6 +121,14 @@ class ChangeFile:
     counts: FileCounts = field(default_factory=FileCounts)
     _line: int = 0
     _saw_nul: bool = False
+    _at_end: bool = False
+    _records: int = 0
+    _record_line: int = 1
+    """The line the record being read starts on."""
+    _record_bytes: int = 0
+    """Bytes of the record being read so far."""
+    _record_limit: int = MAX_HEADER_BYTES
+    """The header has a tighter bound than the records after it."""
 
     def _text_lines(self) -> Iterator[str]:
         """Physical lines, decoded one at a time so a decoding error names its line."""
@@ -102,12 +143,21 @@ class ChangeFile:
             for raw_line in lines:
                 yield self._decode(raw_line + b"\n", first)
                 first = False
-            if len(pending) > MAX_LINE_BYTES:
-                raise RejectedFile(self.source, self._line + 1, f"a line longer than {MAX_LINE_BYTES} bytes")
+            self._bound_record(len(pending))
         if pending:
             yield self._decode(pending, first)
+        self._at_end = True
+
+    def _bound_record(self, more: int) -> None:
+        if self._record_bytes + more > self._record_limit:
+            what = ("a header" if self._record_limit == MAX_HEADER_BYTES else "a record")
+            raise RejectedFile(self.source, self._record_line,
+                               f"{what} longer than {_size(self._record_limit)} (the limit for one "
+                               f"{what.split()[-1]}, all its fields and line breaks together)")
 
     def _decode(self, raw_line: bytes, first: bool) -> str:
+        self._bound_record(len(raw_line))
+        self._record_bytes += len(raw_line)
         self._line += 1
         if b"\x00" in raw_line:
             self._saw_nul = True  # rare: only then are fields searched for it
@@ -121,19 +171,21 @@ class ChangeFile:
             ) from None
 
     def rows(self) -> Iterator[StagedRow]:
-        """Staging rows for every record; alarms and the sentinel are counted, not yielded."""
-        reader = csv.reader(self._text_lines(), strict=True)
-        records = self._records(reader)
-        header = next(records, None)
-        if header is None or header[1] == []:
-            return  # a zero-byte file: a valid, empty change set
-        layout = _Layout(self._columns(header[1]))
+        """Staging rows for every record; alarms, sentinels and blank lines are counted, not yielded."""
+        records = self._read_records(csv.reader(self._text_lines(), strict=True))
+        layout = None
         for line, fields in records:
-            if fields:
+            if _is_blank(fields):
+                self.counts.blank_lines += 1
+            elif layout is None:
+                layout = _Layout(self._columns(fields))
+                self._record_limit = MAX_RECORD_BYTES
+            else:
                 yield from self._row(line, fields, layout)
+        # No header at all (zero bytes, or only blank lines): a valid, empty change set.
+        self._check_accounting(header_records=0 if layout is None else 1)
 
-    def _records(self, reader: Iterable[list[str]]) -> Iterator[tuple[int, list[str]]]:
-        start = 1
+    def _read_records(self, reader: Iterable[list[str]]) -> Iterator[tuple[int, list[str]]]:
         iterator = iter(reader)
         while True:
             try:
@@ -144,22 +196,45 @@ class ChangeFile:
                 if "unexpected end of data" in str(error):
                     reason = "unterminated quoted field (the rest of the file is unreadable)"
                 elif "field larger" in str(error):
-                    reason = (f"a field longer than {MAX_FIELD_CHARS // (1024 * 1024)} MiB, most likely a quote "
+                    reason = (f"a field longer than {_size(MAX_FIELD_CHARS)}, most likely a quote "
                               "that is never closed")
                 else:
                     reason = f"broken quoting in the record starting on this line ({error})"
-                raise RejectedFile(self.source, start, reason) from None
-            yield start, fields
-            start = self._line + 1
+                raise RejectedFile(self.source, self._record_line, reason) from None
+            self._records += 1
+            yield self._record_line, fields
+            self._record_line = self._line + 1
+            self._record_bytes = 0
+
+    def _check_accounting(self, header_records: int) -> None:
+        """The invariant: the whole file was read, and every record is in exactly one count."""
+        counts = self.counts
+        if not self._at_end:
+            raise RejectedFile(self.source, self._record_line, "the reader stopped before the end of the file")
+        outcomes = counts.staged + counts.alarms_dropped + counts.sentinels + counts.rows_rejected
+        if counts.rows_read != outcomes or self._records != header_records + counts.blank_lines + counts.rows_read:
+            raise RejectedFile(
+                self.source, None,
+                f"records do not add up: {self._records} read = {header_records} header + {counts.blank_lines} "
+                f"blank + {counts.rows_read} rows, and {counts.rows_read} rows = {counts.staged} staged + "
+                f"{counts.alarms_dropped} alarms + {counts.sentinels} sentinels + {counts.rows_rejected} rejected")
 
     def _columns(self, header: list[str]) -> list[str]:
+        line = self._record_line
+        if len(header) > MAX_COLUMNS:
+            raise RejectedFile(self.source, line,
+                               f"{len(header)} columns in the header, over the limit of {MAX_COLUMNS}")
         columns = [name.strip() for name in header]
+        # A byte-order mark opens the file, but blank lines may have come before the header.
+        columns[0] = columns[0].removeprefix("\ufeff").strip()
+        if any("\x00" in name for name in columns):
+            raise RejectedFile(self.source, line, "NUL character in the header")
         if "ticket_id" not in columns:
             shown = ", ".join(columns[:6]) + (", …" if len(columns) > 6 else "")
-            raise RejectedFile(self.source, 1, f"no ticket_id column in the header ({shown}): not a change file")
-        duplicated = sorted({name for name in columns if columns.count(name) > 1})
+            raise RejectedFile(self.source, line, f"no ticket_id column in the header ({shown}): not a change file")
+        duplicated = sorted(name for name, seen in Counter(columns).items() if seen > 1)
         if duplicated:
-            raise RejectedFile(self.source, 1, f"column named twice in the header: {', '.join(duplicated)}")
+            raise RejectedFile(self.source, line, f"column named twice in the header: {', '.join(duplicated)}")
         return columns
 
     def _row(self, line: int, fields: list[str], layout: _Layout) -> Iterator[StagedRow]:
@@ -180,7 +255,7 @@ class ChangeFile:
             reason = "NUL character in a field"
         if reason:
             counts.rows_rejected += 1
-            yield (line, ticket_id or None, None, reason, _as_csv_line(fields))
+            yield (line, storable(ticket_id[:200]) or None, None, reason, _as_csv_line(fields))
             return
         if layout.alarm is not None and fields[layout.alarm].strip().lower() in ALARM_SPELLINGS:
             counts.alarms_dropped += 1
@@ -191,7 +266,12 @@ class ChangeFile:
         for name, clean in CLEANERS.items():
             if raw.get(name) is not None:
                 raw[name] = clean(raw[name])
+        counts.staged += 1
         yield (line, ticket_id, orjson.dumps(raw).decode(), None, None)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit // 1024} KiB"
 
 
 # Field-specific cleaning of the contract, applied after blank fields became null.

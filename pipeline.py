@@ -28,7 +28,7 @@ import psycopg
 from psycopg import sql
 
 import settings
-from bucket import StorageError, StorageUnavailable, TransferError
+from bucket import ObjectChanged, StorageError, StorageUnavailable, TransferError
 from changefile import ChangeFile, FileCounts, RejectedFile
 from settings import FleetError
 
@@ -53,18 +53,26 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
 )
 """
 
+# The file's version of each ticket: its newest source_updated_at, then its later row.
+FOLDED = """
+SELECT DISTINCT ON (ticket_id) ticket_id, raw, line,
+       COALESCE(tickets.eat_ts(raw->>'source_updated_at'), '-infinity') AS updated_at
+FROM ingest_stage
+WHERE reject_reason IS NULL
+ORDER BY ticket_id, updated_at DESC, line DESC
+"""
+
 # Versions are compared as (source_updated_at, file name, line): on equal
 # timestamps the later file wins, within a file the later row. Updating and
 # inserting in two steps (rather than INSERT … ON CONFLICT) runs the geom
 # trigger once per row instead of twice for every update; it is safe because
 # the dataset's advisory lock makes this the only writer of the table.
+# only_lines (NULL for all) limits the write to some lines of the folded set,
+# to find the rows the database refuses.
 UPSERT = """
-WITH latest AS (
-    SELECT DISTINCT ON (ticket_id) ticket_id, raw, line,
-           COALESCE(tickets.eat_ts(raw->>'source_updated_at'), '-infinity') AS updated_at
-    FROM ingest_stage
-    WHERE reject_reason IS NULL
-    ORDER BY ticket_id, updated_at DESC, line DESC
+WITH folded AS (""" + FOLDED + """), latest AS (
+    SELECT * FROM folded
+    WHERE %(only_lines)s::integer[] IS NULL OR line = ANY(%(only_lines)s::integer[])
 ), updated AS (
     UPDATE {table} AS t
     SET raw = l.raw, source_file = %(source_file)s, source_line = l.line, ingested_at = now()
@@ -86,6 +94,12 @@ SELECT (SELECT count(*) FROM ingest_stage WHERE reject_reason IS NULL),
        (SELECT count(*) FROM updated)
 """
 
+FOLDED_LINES = "SELECT line FROM (" + FOLDED + ") AS folded ORDER BY line"
+
+REFUSE_ROW = """
+UPDATE ingest_stage SET reject_reason = %(reason)s, raw_text = raw::text, raw = NULL WHERE line = %(line)s
+"""
+
 KEEP_REJECTED_ROWS = """
 INSERT INTO tickets.rejected_rows (dataset, file_key, line, raw_text, reason)
 SELECT %(dataset)s, %(key)s, line, raw_text, reject_reason FROM ingest_stage WHERE reject_reason IS NOT NULL
@@ -95,12 +109,13 @@ ON CONFLICT (dataset, file_key, line) DO UPDATE
 
 RECORD_FILE = """
 INSERT INTO tickets.ingest_files AS f (dataset, key, etag, size_bytes, status, rows_read, alarms_dropped, sentinels,
-                                       duplicates, inserted, updated, stale, rows_rejected, error)
+                                       blank_lines, duplicates, inserted, updated, stale, rows_rejected, error)
 VALUES (%(dataset)s, %(key)s, %(etag)s, %(size)s, %(status)s, %(rows_read)s, %(alarms_dropped)s, %(sentinels)s,
-        %(duplicates)s, %(inserted)s, %(updated)s, %(stale)s, %(rows_rejected)s, %(error)s)
+        %(blank_lines)s, %(duplicates)s, %(inserted)s, %(updated)s, %(stale)s, %(rows_rejected)s, %(error)s)
 ON CONFLICT (dataset, key, etag) DO UPDATE
     SET size_bytes = excluded.size_bytes, status = excluded.status, rows_read = excluded.rows_read,
-        alarms_dropped = excluded.alarms_dropped, sentinels = excluded.sentinels, duplicates = excluded.duplicates,
+        alarms_dropped = excluded.alarms_dropped, sentinels = excluded.sentinels, blank_lines = excluded.blank_lines,
+        duplicates = excluded.duplicates,
         inserted = excluded.inserted, updated = excluded.updated, stale = excluded.stale,
         rows_rejected = excluded.rows_rejected, error = excluded.error, applied_at = now(), archived_at = NULL
 """
@@ -117,6 +132,23 @@ WHERE dataset = %(dataset)s
 
 class RunAborted(FleetError):
     """The run cannot go on (database or bucket unreachable); what was committed stays."""
+
+
+# SQLSTATE classes of errors that the same bytes would meet again on every
+# run: data exceptions (22), integrity violations (23), program limits such as
+# an index row too large (54). Anything else (a lost connection, a deadlock, a
+# timeout, a missing table) is about the moment or the setup, not the file.
+DETERMINISTIC_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
+
+MAX_OBJECT_BYTES_VARIABLE = "FLEETTICKETS_MAX_OBJECT_BYTES"
+# Real change files are well under 10 MiB; a catch-up export of weeks could
+# reach a few hundred MiB. Past this, the file is rejected before it is read.
+MAX_OBJECT_BYTES = 512 * 1024 * 1024
+
+
+def refused_by_data(error: psycopg.Error) -> bool:
+    """Whether the database would refuse the same input again (rather than fail for the moment)."""
+    return (error.sqlstate or "")[:2] in DETERMINISTIC_SQLSTATE_CLASSES
 
 
 WHAT_STAYS = "every file committed before stays applied, the rest is applied next run"
@@ -157,8 +189,9 @@ class Dataset:
             changes_prefix=base + "changes/",
             processed_prefix=base + "processed/",
             rejected_prefix=base + "rejected/",
+            # [0-9], not \d: \d also matches other scripts' digits, and such a key would sort above every real one.
             key_pattern=re.compile(
-                re.escape(base + "changes/") + r"(?P<stamp>\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2})\.csv"),
+                re.escape(base + "changes/") + r"(?P<stamp>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}-[0-9]{2}-[0-9]{2})\.csv"),
             lock_id=lock_id,
             post_apply=post_apply,
         )
@@ -236,7 +269,8 @@ def fault(point: str) -> None:
 
 def describe_counts(counts: FileCounts) -> str:
     return (f"{counts.rows_read} rows read: {counts.inserted} new, {counts.updated} updated, "
-            f"{counts.stale} stale; dropped {counts.alarms_dropped} alarms, {counts.sentinels} sentinels; "
+            f"{counts.stale} stale; dropped {counts.alarms_dropped} alarms, {counts.sentinels} sentinels, "
+            f"{counts.blank_lines} blank lines; "
             f"folded {counts.duplicates} duplicates; rejected {counts.rows_rejected}")
 
 
@@ -280,6 +314,10 @@ def _database_errors(conn: psycopg.Connection, action: str) -> Iterator[None]:
 
 def load_file(conn: psycopg.Connection, dataset: Dataset, source: Source) -> FileCounts:
     """Apply one file inside the caller's transaction; raises RejectedFile for an untrustworthy file."""
+    limit = settings.positive_int(MAX_OBJECT_BYTES_VARIABLE, MAX_OBJECT_BYTES, "1073741824")
+    if source.size is not None and source.size > limit:
+        raise RejectedFile(source.key, None, f"{source.size} bytes, over the limit of {limit} bytes for one file "
+                                             f"(raise {MAX_OBJECT_BYTES_VARIABLE} to apply it)")
     stream = source.open()
     try:
         change_file = ChangeFile(stream, source.key, dataset.ticket_id_pattern, f"{dataset.ticket_prefix} + 12 digits")
@@ -291,11 +329,7 @@ def load_file(conn: psycopg.Connection, dataset: Dataset, source: Source) -> Fil
                     if number == 0:
                         fault("mid_copy")
             counts = change_file.counts
-            cur.execute(KEEP_REJECTED_ROWS, {"dataset": dataset.name, "key": source.key})
-            cur.execute(sql.SQL(UPSERT).format(table=dataset.table_identifier), {"source_file": source.name})
-            staged, latest, counts.inserted, counts.updated = cur.fetchone()
-            counts.duplicates = staged - latest
-            counts.stale = latest - counts.inserted - counts.updated
+            _write_staged(cur, dataset, source, counts)
             record_file(cur, dataset, source, "applied", counts)
             if source.key.startswith(dataset.changes_prefix):
                 cur.execute(ADVANCE_WATERMARK, {"key": source.key, "dataset": dataset.name})
@@ -304,6 +338,57 @@ def load_file(conn: psycopg.Connection, dataset: Dataset, source: Source) -> Fil
         close = getattr(stream, "close", None)
         if close:
             close()
+
+
+def _write_staged(cur: psycopg.Cursor, dataset: Dataset, source: Source, counts: FileCounts) -> None:
+    """Keep the rejected rows, upsert the rest; rows the database refuses are found and kept as rejected."""
+    upsert = sql.SQL(UPSERT).format(table=dataset.table_identifier)
+    params: dict[str, object] = {"source_file": source.name, "only_lines": None}
+    while True:
+        cur.execute(KEEP_REJECTED_ROWS, {"dataset": dataset.name, "key": source.key})
+        kept = cur.rowcount
+        try:
+            with cur.connection.transaction():
+                cur.execute(upsert, params)
+                staged, latest, counts.inserted, counts.updated = cur.fetchone()
+            break
+        except psycopg.Error as error:
+            if not refused_by_data(error):
+                raise
+            refused = _refused_rows(cur, upsert, params, [line for (line,) in cur.execute(FOLDED_LINES)])
+            if not refused:
+                raise RejectedFile(source.key, None,
+                                   f"the database refuses the file: {settings.describe_db_error(error)}") from None
+            for line, reason in refused:
+                cur.execute(REFUSE_ROW, {"line": line, "reason": reason})
+            counts.staged -= len(refused)
+            counts.rows_rejected += len(refused)
+    # The engine's own check that what the reader counted is what the database holds.
+    if kept != counts.rows_rejected or staged != counts.staged:
+        raise RejectedFile(source.key, None,
+                           f"records do not add up: the reader counted {counts.staged} staged and "
+                           f"{counts.rows_rejected} rejected rows, the database holds {staged} and {kept}")
+    counts.duplicates = staged - latest
+    counts.stale = latest - counts.inserted - counts.updated
+
+
+def _refused_rows(cur: psycopg.Cursor, upsert: sql.Composed, params: dict[str, object],
+                  lines: list[int]) -> list[tuple[int, str]]:
+    """The lines among `lines` whose write the database refuses, each with its reason, by bisection.
+
+    Every probe is rolled back; k bad rows among n cost about 2·k·log2(n) probes.
+    """
+    try:
+        with cur.connection.transaction(force_rollback=True):
+            cur.execute(upsert, {**params, "only_lines": lines})
+        return []
+    except psycopg.Error as error:
+        if not refused_by_data(error):
+            raise
+        if len(lines) == 1:
+            return [(lines[0], f"the database refused this row: {settings.describe_db_error(error)}")]
+    middle = len(lines) // 2
+    return _refused_rows(cur, upsert, params, lines[:middle]) + _refused_rows(cur, upsert, params, lines[middle:])
 
 
 def record_file(cur: psycopg.Cursor, dataset: Dataset, source: Source, status: str, counts: FileCounts,
@@ -360,7 +445,8 @@ class Ingest:
         plan = []
         for _stamp, obj in stamped:
             seen = ledger.get(obj.key, {})
-            source = Source(obj.key, obj.etag, obj.size, lambda key=obj.key: self.bucket.open(key),
+            source = Source(obj.key, obj.etag, obj.size,
+                            lambda key=obj.key, etag=obj.etag: self.bucket.open(key, etag),
                             rewritten=bool(set(seen) - {obj.etag}))
             if obj.etag in seen and not reseed:
                 plan.append((source, "archive" if seen[obj.etag] == "applied" else "reject"))
@@ -387,9 +473,12 @@ class Ingest:
             return
         destination = self.dataset.processed_prefix + source.archived_name
         try:
-            self.bucket.copy(source.key, destination)
+            self.bucket.copy(source.key, source.etag, destination)
             fault("after_copy_object")
-            self.bucket.delete(source.key)
+            self.bucket.delete(source.key, source.etag)
+        except ObjectChanged:
+            self.warn_changed(source)
+            return
         except FleetError as error:
             self.report.errors.append(str(error))
             self.log.error(f"{error}; {source.key} stays in changes/ and is archived (not re-applied) next run")
@@ -406,12 +495,19 @@ class Ingest:
             return
         destination = self.dataset.rejected_prefix + source.archived_name
         try:
+            self.bucket.copy(source.key, source.etag, destination)
             self.bucket.put_text(destination + ".error.txt", f"{source.key}\n{reason}\n")
-            self.bucket.copy(source.key, destination)
-            self.bucket.delete(source.key)
+            self.bucket.delete(source.key, source.etag)
+        except ObjectChanged:
+            self.warn_changed(source)
+            return
         except FleetError as error:
             self.report.errors.append(str(error))
             self.log.error(f"{error}; {source.key} stays in changes/ and is moved to rejected/ next run")
+
+    def warn_changed(self, source: Source) -> None:
+        self.log.warn(f"{source.key} was rewritten by the export during this run (it no longer holds ETag "
+                      f"{source.etag}): left in changes/, the next run applies the new version")
 
     # -- applying ------------------------------------------------------------
 
@@ -429,6 +525,9 @@ class Ingest:
                 return
             except StorageUnavailable as error:
                 raise RunAborted(f"{error}; {WHAT_STAYS}") from None
+            except ObjectChanged:
+                self.warn_changed(source)
+                return
             except TransferError as error:
                 if attempt == READ_ATTEMPTS:
                     self.fail(source, str(error))
@@ -439,8 +538,14 @@ class Ingest:
                 self.fail(source, str(error))
                 return
             except psycopg.Error as error:
-                # Rolled back; one file the database refuses must not hold up the others.
-                self.fail(source, f"the database refused {source.key}: {settings.describe_db_error(error)}")
+                # Rolled back. Refused for its content (not pinned to a row): it
+                # would fail on every run, so it is quarantined. Otherwise it is
+                # the moment (a deadlock, a timeout), and the next run retries it.
+                if refused_by_data(error):
+                    self.reject(source, RejectedFile(
+                        source.key, None, f"the database refuses the file: {settings.describe_db_error(error)}"))
+                else:
+                    self.fail(source, f"the database refused {source.key}: {settings.describe_db_error(error)}")
                 return
         fault("after_commit")
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -461,8 +566,8 @@ class Ingest:
         self.log.error(f"{verb} {rejected}")
         with _database_errors(self.conn, f"recording the rejection of {source.key}"), self.conn.transaction(), \
                 self.conn.cursor() as cur:
-            record_file(cur, self.dataset, source, "rejected", FileCounts(), f"line {rejected.line}: {rejected.reason}")
-        self.move_rejected(source, f"line {rejected.line}: {rejected.reason}")
+            record_file(cur, self.dataset, source, "rejected", FileCounts(), rejected.where)
+        self.move_rejected(source, rejected.where)
 
     def finish_rejection(self, source: Source) -> None:
         """A run died after recording a rejection but before moving the file: move it now."""

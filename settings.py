@@ -48,6 +48,16 @@ def require(name: str, example: str) -> str:
     return value
 
 
+def positive_int(name: str, default: int, example: str) -> int:
+    """The environment variable `name` as a whole number above zero, `default` when unset."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isascii() or not text.isdigit() or int(text) == 0:
+        raise ConfigError(f"{name} must be a whole number above zero, e.g. {example} (got {text[:40]!r})")
+    return int(text)
+
+
 def database_url() -> str:
     return require("DATABASE_URL", "the PostgreSQL URL, e.g. postgresql://fleettickets@db:5432/tracksolid_db")
 
