@@ -5,20 +5,21 @@
 -- skipped and counted, so every record of a file is accounted for.
 ALTER TABLE tickets.ingest_files ADD COLUMN blank_lines integer NOT NULL DEFAULT 0;
 
+-- A cluster as the map and the snapshots name it when no alias applies: the
+-- feed's text, trimmed of spaces, tabs, line breaks and no-break spaces, so
+-- ' Karen' and 'Karen' are one cluster.
+CREATE FUNCTION tickets.cluster_label(p_cluster text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT NULLIF(btrim(p_cluster, E' \t\n\r\f\v\u00a0'), '')
+$$;
+
 -- How a ticket's cluster is matched against cluster_aliases, everywhere: a
 -- ' QOA ' from the feed is QOA. Before this, canonical_cluster() trimmed but
 -- the views and capture_history() joined on lower() alone, so such a ticket
 -- got the right map point but the wrong cluster name, filter and snapshot row.
 CREATE FUNCTION tickets.cluster_key(p_cluster text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT lower(btrim(p_cluster))
-$$;
-
--- A cluster no alias names is shown as the feed wrote it, trimmed: ' Karen'
--- and 'Karen' are one cluster on the map and in the snapshots.
-CREATE FUNCTION tickets.cluster_label(p_cluster text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT NULLIF(btrim(p_cluster), '')
+    SELECT lower(tickets.cluster_label(p_cluster))
 $$;
 
 CREATE OR REPLACE FUNCTION tickets.canonical_cluster(p_cluster text) RETURNS text
@@ -55,11 +56,14 @@ FROM tickets.inc AS i
 LEFT JOIN tickets.cluster_aliases AS a ON tickets.cluster_key(a.alias) = tickets.cluster_key(i.cluster)
 WHERE i.closed_at IS NOT NULL;
 
+-- p_want_cluster, a code or a canonical name in any case and spacing, selects
+-- every ticket of that canonical cluster, whichever way the feed wrote it.
 CREATE OR REPLACE FUNCTION tickets.dashboard_match(p_cluster_code text, p_cluster_name text, p_status text,
                                                    p_want_cluster text, p_want_status text) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT (p_want_cluster IS NULL OR tickets.cluster_key(p_cluster_code) = tickets.cluster_key(p_want_cluster)
-                                   OR tickets.cluster_key(p_cluster_name) = tickets.cluster_key(p_want_cluster))
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT (p_want_cluster IS NULL
+            OR tickets.cluster_key(p_cluster_code) = tickets.cluster_key(p_want_cluster)
+            OR tickets.cluster_key(p_cluster_name) = tickets.cluster_key(tickets.canonical_cluster(p_want_cluster)))
        AND (p_want_status IS NULL OR p_status = p_want_status)
 $$;
 
