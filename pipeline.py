@@ -154,6 +154,11 @@ def refused_by_data(error: psycopg.Error) -> bool:
 WHAT_STAYS = "every file committed before stays applied, the rest is applied next run"
 
 
+# The export time in a change file's name. [0-9], not \d: \d also matches
+# other scripts' digits, and such a key would sort above every real one.
+STAMP_PATTERN = r"(?P<stamp>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}-[0-9]{2}-[0-9]{2})"
+
+
 @dataclass(frozen=True)
 class Dataset:
     """One ticket stream: where its files are and where its rows go."""
@@ -189,9 +194,7 @@ class Dataset:
             changes_prefix=base + "changes/",
             processed_prefix=base + "processed/",
             rejected_prefix=base + "rejected/",
-            # [0-9], not \d: \d also matches other scripts' digits, and such a key would sort above every real one.
-            key_pattern=re.compile(
-                re.escape(base + "changes/") + r"(?P<stamp>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}-[0-9]{2}-[0-9]{2})\.csv"),
+            key_pattern=re.compile(re.escape(base + "changes/") + STAMP_PATTERN + r"\.csv"),
             lock_id=lock_id,
             post_apply=post_apply,
         )

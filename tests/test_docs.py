@@ -66,3 +66,10 @@ def test_dockerfile_copies_every_top_level_module():
 def test_readme_test_command_is_what_ci_runs():
     assert "$ ./dev test" in README
     assert "\n./dev test\n" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_bad_input_case_is_in_the_catalogue():
+    from test_bad_inputs import CASES
+
+    catalogue = (ROOT / "docs" / "implementation.md").read_text()
+    assert not [case.id for case in CASES if f"`{case.id}`" not in catalogue]

@@ -108,3 +108,26 @@ def test_concurrent_deploys_apply_each_migration_once(empty_db):
     assert all(code == 0 for _out, _err, code in results), results
     applied_lines = sum(out.count("… done in") for out, _err, _code in results)
     assert applied_lines == len(run_migrations.discover())
+
+
+def test_15_upgrades_a_database_migrated_by_the_previous_main(empty_db, migrations_copy):
+    """Migrate to 14 as the field databases are, add data, then upgrade: the ledger and the tickets carry over."""
+    (migrations_copy / "15_edges_and_cluster_keys.sql").unlink()
+    for later in migrations_copy.glob("1[6-9]_*.sql"):
+        later.unlink()
+    assert run_cli("--dir", str(migrations_copy)).returncode == 0
+    empty_db.execute("""
+        INSERT INTO tickets.inc (ticket_id, raw) VALUES
+            ('INC000000000001', '{"cluster": " QOA ", "bucket": "open", "first_seen_at": "2026-11-20 06:00:00"}');
+        INSERT INTO tickets.ingest_files (dataset, key, etag, status, rows_read)
+            VALUES ('inc', 'automations/inc/changes/2026-11-20T06-00-00.csv', 'e1', 'applied', 1)""")
+    assert empty_db.scalar("SELECT cluster_name FROM tickets.inc_open_sla") == " QOA "  # the bug 15 fixes
+
+    upgrade = run_cli()
+
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "Applying 15_edges_and_cluster_keys.sql … done in" in upgrade.stdout
+    assert empty_db.query("SELECT rows_read, blank_lines FROM tickets.ingest_files") == [(1, 0)]
+    assert empty_db.scalar("SELECT cluster_name FROM tickets.inc_open_sla") == "Quarry Road"
+    assert empty_db.scalar("SELECT tickets.capture_history()->>'snapshot_rows'") == "2"
+    assert empty_db.query("SELECT cluster FROM tickets.inc_daily_snapshot ORDER BY 1") == [("(all)",), ("Quarry Road",)]
