@@ -1,23 +1,29 @@
 # The fleettickets image: Coolify keeps it running and execs the two scheduled
 # tasks into it (python -m inc.import_inc / crq.import_crq --from-bucket --apply).
-FROM python:3.12-slim
+# The base is pinned to an exact tag, the Python CI tests on; to refresh it,
+# pick a newer python:3.11.x-slim-bookworm tag, rebuild and run the tests
+# (docs/deployment-and-operations.md, "Upgrading dependencies").
+FROM python:3.11.7-slim-bookworm
 
 ENV TZ=Africa/Nairobi \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1
+    PYTHONUNBUFFERED=1
 
 RUN useradd --create-home --uid 10001 fleettickets
 WORKDIR /app
 
-COPY pyproject.toml README.md ./
-COPY pipeline.py changefile.py bucket.py geocoding.py history.py settings.py run_migrations.py localstack.py run_ingest.sh ./
+# Exactly the versions CI tested, each checked against its hash.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
+
+# The production modules only (pyproject.toml's py-modules): run from /app,
+# where migrations/ lives, as `python -m …` and `python run_migrations.py`.
+COPY pipeline.py cli.py dataset.py plan.py load.py ledger.py status.py report.py changefile.py bucket.py ./
+COPY database.py errors.py settings.py locks.py faults.py clock.py geocoder.py geocoding.py history.py ./
+COPY run_migrations.py run_ingest.sh ./
 COPY inc/ inc/
 COPY crq/ crq/
 COPY migrations/ migrations/
-# Editable, so `python -m …`, the console scripts and run_migrations.py all
-# use /app, where migrations/ lives.
-RUN pip install --no-compile -e .
 USER fleettickets
 
 # Scheduled tasks exec into the running container; nothing runs on its own.

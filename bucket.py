@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from types import TracebackType
+from typing import Any
 
-from settings import FleetError, require
+from errors import FleetError
+from settings import BucketSettings
 
-# botocore retries throttling, 5xx and dropped connections itself; five
-# attempts with its backoff ride out a ~10 s blip of the storage server.
-S3_MAX_ATTEMPTS = 5
+# botocore retries throttling, 5xx and dropped connections itself
+# (AWS_MAX_ATTEMPTS, default 5: with its backoff that rides out a ~10 s blip
+# of the storage server).
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 60
 
@@ -61,38 +62,29 @@ def _describe(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-@dataclass
 class Bucket:
-    client: Any
-    name: str
-    endpoint: str
+    """The bucket named by the RUSTFS_* settings; every request about a change file names the version listed."""
 
-    @classmethod
-    def from_env(cls) -> Bucket:
-        """The bucket named by RUSTFS_*; fails with the variable to set when one is missing."""
-        endpoint = require("RUSTFS_ENDPOINT", "the S3 endpoint URL, e.g. https://s3.example.com")
-        access_key = require("RUSTFS_ACCESS_KEY", "the S3 access key id")
-        secret_key = require("RUSTFS_SECRET_KEY", "the S3 secret key")
-        name = os.environ.get("RUSTFS_BUCKET", "").strip() or "isptickets"
-        region = os.environ.get("RUSTFS_REGION", "").strip() or "us-east-1"
-
+    def __init__(self, config: BucketSettings) -> None:
         # boto3 is imported here, not at module level: runs that never touch
         # the bucket (--status, local files) should not pay for it.
         import boto3
         from botocore.config import Config
 
-        config = Config(
-            s3={"addressing_style": "path"},
-            retries={"max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS") or S3_MAX_ATTEMPTS), "mode": "standard"},
-            connect_timeout=CONNECT_TIMEOUT_S,
-            read_timeout=READ_TIMEOUT_S,
-            # S3-compatible servers do not all speak the newer default checksums.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
-        client = boto3.client("s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=access_key,
-                              aws_secret_access_key=secret_key, config=config)
-        return cls(client, name, endpoint)
+        self.name = config.name
+        self.endpoint = config.endpoint
+        self.client: Any = boto3.client(
+            "s3", endpoint_url=config.endpoint, region_name=config.region, aws_access_key_id=config.access_key,
+            aws_secret_access_key=config.secret_key,
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": config.max_attempts, "mode": "standard"},
+                connect_timeout=CONNECT_TIMEOUT_S,
+                read_timeout=READ_TIMEOUT_S,
+                # S3-compatible servers do not all speak the newer default checksums.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ))
 
     @contextmanager
     def _request(self, action: str, *, transfer: bool = False) -> Iterator[None]:
@@ -117,7 +109,7 @@ class Bucket:
             return [StoredObject(obj["Key"], obj["ETag"].strip('"'), obj["Size"])
                     for page in pages for obj in page.get("Contents", [])]
 
-    def open(self, key: str, etag: str) -> BinaryIO:
+    def open(self, key: str, etag: str) -> _Body:
         """The body of version `etag` of `key` as a stream; ObjectChanged if the key holds another version now.
 
         A transfer that breaks midway raises TransferError.
@@ -152,13 +144,22 @@ class Bucket:
 
 @dataclass
 class _Body:
+    """An object's body as a binary stream that closes its connection when done."""
+
     bucket: Bucket
     key: str
     body: Any
 
     def read(self, size: int = -1) -> bytes:
         with self.bucket._request(f"reading {self.key}", transfer=True):
-            return self.body.read(size if size >= 0 else None)
+            return bytes(self.body.read(size if size >= 0 else None))
 
     def close(self) -> None:
         self.body.close()
+
+    def __enter__(self) -> _Body:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None, /) -> None:
+        self.close()

@@ -15,11 +15,12 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from types import TracebackType
+from typing import Protocol, Self
 
 import orjson
 
-from settings import FleetError
+from errors import FleetError
 
 # Export bookkeeping that says nothing about the ticket; dropped before `raw`.
 BOOKKEEPING_COLUMNS = frozenset({
@@ -42,6 +43,17 @@ MAX_HEADER_BYTES = 64 * 1024
 READ_CHUNK_BYTES = 256 * 1024
 
 csv.field_size_limit(MAX_FIELD_CHARS)
+
+
+class ByteStream(Protocol):
+    """What a change file is read from: a local file opened 'rb', or an object's body from the bucket."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None, /) -> None: ...
 
 
 class RejectedFile(FleetError):
@@ -112,7 +124,7 @@ class ChangeFile:
     applied with rows missing.
     """
 
-    stream: BinaryIO
+    stream: ByteStream
     source: str
     """How the file is named in messages: its bucket key or local path."""
     ticket_id_pattern: re.Pattern[str]

@@ -6,19 +6,22 @@ import json
 
 import psycopg
 
-import pipeline
-import settings
+import database
+from report import Log
+
+CAPTURE = "SELECT tickets.capture_history()"
 
 
 def capture(conn: psycopg.Connection) -> str:
     """Run the capture in the caller's transaction; INC's post-apply step, also when nothing was new."""
-    outcome = conn.execute("SELECT tickets.capture_history()").fetchone()[0]
+    row = conn.execute(CAPTURE).fetchone()
+    outcome = row[0] if row else None
     return f"history captured: {json.dumps(outcome, sort_keys=True)}"
 
 
 def capture_alone(apply: bool) -> int:
     """--capture-history: the capture on its own; without --apply it is rolled back."""
-    with settings.connect() as conn, conn.transaction(force_rollback=not apply):
+    with database.connect() as conn, conn.transaction(force_rollback=not apply):
         outcome = capture(conn)
-    pipeline.Log("inc").info(outcome if apply else f"dry run, rolled back: {outcome}")
+    Log("inc").info(outcome if apply else f"dry run, rolled back: {outcome}")
     return 0

@@ -21,7 +21,10 @@ from pathlib import Path
 
 import psycopg
 
+import database
+import locks
 import settings
+from errors import FleetError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 FILENAME = re.compile(r"^(?P<number>\d{2,})_(?P<label>[a-z0-9_]+)\.sql$")
@@ -37,7 +40,7 @@ CREATE TABLE IF NOT EXISTS tickets.schema_migrations (
 """
 
 
-class MigrationError(settings.FleetError):
+class MigrationError(FleetError):
     """A migration file is missing, malformed, edited after being applied, or failed."""
 
 
@@ -72,11 +75,16 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [found[n] for n in sorted(found)]
 
 
+TRACKING_EXISTS = "SELECT to_regclass('tickets.schema_migrations') IS NOT NULL"
+APPLIED = "SELECT name, checksum FROM tickets.schema_migrations"
+RECORD = "INSERT INTO tickets.schema_migrations (name, checksum, duration_ms) VALUES (%s, %s, %s)"
+
+
 def applied_checksums(conn: psycopg.Connection) -> dict[str, str]:
-    exists = conn.execute("SELECT to_regclass('tickets.schema_migrations') IS NOT NULL").fetchone()[0]
-    if not exists:
+    row = conn.execute(TRACKING_EXISTS).fetchone()
+    if not (row and row[0]):
         return {}
-    return dict(conn.execute("SELECT name, checksum FROM tickets.schema_migrations").fetchall())
+    return dict(conn.execute(APPLIED).fetchall())
 
 
 def pending(conn: psycopg.Connection, migrations: Sequence[Migration]) -> list[Migration]:
@@ -95,7 +103,7 @@ def pending(conn: psycopg.Connection, migrations: Sequence[Migration]) -> list[M
 def migrate(conn: psycopg.Connection, migrations: Sequence[Migration],
             say: Callable[[str], None] = print) -> int:
     """Apply pending migrations; returns how many were applied."""
-    conn.execute("SELECT pg_advisory_lock(%s, %s)", (settings.LOCK_NAMESPACE, settings.MIGRATIONS_LOCK))
+    locks.lock(conn, "migrations")
     try:
         todo = pending(conn, migrations)
         if not todo:
@@ -108,18 +116,15 @@ def migrate(conn: psycopg.Connection, migrations: Sequence[Migration],
                     conn.execute(TRACKING_DDL)
                     conn.execute(migration.sql)
                     elapsed_ms = round((time.perf_counter() - started) * 1000)
-                    conn.execute(
-                        "INSERT INTO tickets.schema_migrations (name, checksum, duration_ms) VALUES (%s, %s, %s)",
-                        (migration.name, migration.checksum, elapsed_ms),
-                    )
+                    conn.execute(RECORD, (migration.name, migration.checksum, elapsed_ms))
             except psycopg.Error as error:
                 raise MigrationError(
-                    f"{migration.name} failed and was rolled back: {settings.describe_db_error(error)}"
+                    f"{migration.name} failed and was rolled back: {database.describe_error(error)}"
                 ) from None
             say(f"Applying {migration.name} … done in {elapsed_ms} ms")
         return len(todo)
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (settings.LOCK_NAMESPACE, settings.MIGRATIONS_LOCK))
+        locks.unlock(conn, "migrations")
 
 
 def print_status(conn: psycopg.Connection, migrations: Sequence[Migration]) -> None:
@@ -136,18 +141,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         migrations = discover(args.dir)
-        with settings.connect() as conn:
+        with database.connect() as conn:
             if args.status:
                 print_status(conn, migrations)
             else:
                 migrate(conn, migrations)
         return 0
-    except settings.FleetError as error:
-        print(f"Error: {settings.redact(str(error))}", file=sys.stderr)
-        return 1
+    except FleetError as error:
+        print(f"run_migrations: error: {settings.redact(str(error))}", file=sys.stderr)
     except psycopg.Error as error:
-        print(f"Error: database: {settings.describe_db_error(error)}", file=sys.stderr)
-        return 1
+        print(f"run_migrations: error: database: {database.describe_error(error)}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("run_migrations: error: interrupted; every migration applied so far stays applied", file=sys.stderr)
+        return 130
+    return 1
 
 
 if __name__ == "__main__":

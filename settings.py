@@ -1,104 +1,187 @@
-"""Configuration from the environment, database connections, and secret hygiene.
+"""Configuration: every environment variable fleettickets reads, typed and validated in one place.
 
-Every entrypoint reads its settings here, so a missing variable is reported the
-same way everywhere and no secret can reach a log line: `redact()` is applied
-to every message that leaves the process.
+`VARIABLES` is the registry (the README's configuration table and
+`.env.example` are tested against it); each concern reads its variables into a
+frozen settings object with `from_env()`. `redact()` knows every secret the
+registry marks and is applied to every line that leaves the process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-SECRET_VARIABLES = ("RUSTFS_ACCESS_KEY", "RUSTFS_SECRET_KEY", "GEOCODER_API_KEY")
-
-# Two-part advisory lock keys: this namespace plus a per-purpose number, so
-# fleettickets never collides with the other apps sharing the database.
-LOCK_NAMESPACE = 0x464C5454  # "FLTT"
-MIGRATIONS_LOCK = 0
-
-# A database restarting for a minor upgrade is back within ~30 s; four tries
-# spaced 1, 2, 4 s plus the connect timeouts cover that without hanging cron.
-CONNECT_ATTEMPTS = 4
-CONNECT_TIMEOUT_S = 5
+from errors import ConfigError
 
 
-class FleetError(Exception):
-    """An error the operator can act on; main() prints it as one line."""
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable as the README documents it."""
+
+    name: str
+    meaning: str
+    required: str = "no"
+    """When it must be set: 'yes', or the action that needs it, e.g. 'with --from-bucket'."""
+    default: str = ""
+    example: str = ""
+    """A valid value (never a real secret), for error messages."""
+    secret: bool = False
+    """Never printed: replaced by *** in every output."""
+    in_env_example: bool = True
 
 
-class ConfigError(FleetError):
-    """A required setting is missing or malformed."""
+VARIABLES = (
+    Variable("DATABASE_URL", "PostgreSQL URL, e.g. `postgresql://fleettickets@db:5432/tracksolid_db`", "yes",
+             example="postgresql://fleettickets@db:5432/tracksolid_db", secret=True),
+    Variable("RUSTFS_ENDPOINT", "S3 endpoint URL (path-style addressing)", "with `--from-bucket`",
+             example="https://s3.example.com"),
+    Variable("RUSTFS_ACCESS_KEY", "S3 access key id", "with `--from-bucket`", secret=True),
+    Variable("RUSTFS_SECRET_KEY", "S3 secret key", "with `--from-bucket`", secret=True),
+    Variable("RUSTFS_BUCKET", "bucket name", default="isptickets"),
+    Variable("RUSTFS_REGION", "region", default="us-east-1"),
+    Variable("GEOCODER_API_KEY", "LocationIQ API key (geocoding only; the ingest never needs it)",
+             "with `--geocode-*` and `--apply`", secret=True),
+    Variable("GEOCODER_URL", "any Nominatim-compatible `/search` endpoint",
+             default="https://us1.locationiq.com/v1/search"),
+    Variable("GEOCODER_DAILY_BUDGET", "requests per provider day, retries included (the free plan allows 5,000)",
+             default="4500"),
+    Variable("GEOCODER_RPS", "requests per second (the free plan allows 2/s but only 60/min)", default="1"),
+    Variable("GEOCODER_TIMEOUT", "seconds to wait for one geocoder answer", default="10", in_env_example=False),
+    Variable("AWS_MAX_ATTEMPTS", "attempts botocore makes per S3 request before the run gives up on the bucket",
+             default="5", in_env_example=False),
+    Variable("FLEETTICKETS_MAX_OBJECT_BYTES",
+             "a change file larger than this (by the listing's size) is rejected without being read",
+             default="536870912"),
+    Variable("FLEETTICKETS_FAULT", "crash-test hook: names a step at which the process kills itself (tests only)",
+             "never in production", in_env_example=False),
+)
+BY_NAME = {variable.name: variable for variable in VARIABLES}
 
 
-class DatabaseUnavailable(FleetError):
-    """The database could not be reached or went away."""
+# -- reading and validating ------------------------------------------------------------------------------------
+
+def _raw(name: str) -> str:
+    return os.environ.get(name, "").strip()
 
 
-def require(name: str, example: str) -> str:
-    """Return the environment variable `name`, or explain how to set it."""
-    value = os.environ.get(name, "").strip()
+def text(name: str) -> str:
+    """The variable's value, or its documented default when unset."""
+    return _raw(name) or BY_NAME[name].default
+
+
+def required(name: str) -> str:
+    """The variable's value; a ConfigError naming what to set when it is missing."""
+    value = _raw(name)
     if not value:
-        raise ConfigError(f"missing {name}: set it to {example}")
+        variable = BY_NAME[name]
+        example = f", e.g. {variable.example}" if variable.example else ""
+        raise ConfigError(f"missing {name}: set it to the {variable.meaning.split(',')[0]}{example}")
     return value
 
 
-def positive_int(name: str, default: int, example: str) -> int:
-    """The environment variable `name` as a whole number above zero, `default` when unset."""
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isascii() or not text.isdigit() or int(text) == 0:
-        raise ConfigError(f"{name} must be a whole number above zero, e.g. {example} (got {text[:40]!r})")
-    return int(text)
+def number(name: str, kind: type[int] | type[float] = int) -> float:
+    """The variable as a finite number above zero (a whole one for int), or its default."""
+    value = text(name)
+    try:
+        parsed = kind(value)
+    except ValueError:
+        parsed = math.nan
+    if not (math.isfinite(parsed) and parsed > 0):
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name} must be {what} above zero, e.g. {name}={BY_NAME[name].default} "
+                          f"(got {value[:40]!r})")
+    return parsed
+
+
+def url(name: str, *, need: bool = True) -> str:
+    """The variable as an http(s) URL; the value itself is never echoed (it may hold credentials)."""
+    value = required(name) if need else text(name)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        example = BY_NAME[name].example or BY_NAME[name].default
+        raise ConfigError(f"{name} must be an http:// or https:// URL with a host, e.g. {example}")
+    return value
+
+
+# -- one frozen settings object per concern -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BucketSettings:
+    endpoint: str
+    """S3 endpoint URL; path-style addressing."""
+    access_key: str
+    secret_key: str
+    name: str
+    region: str
+    max_attempts: int
+    """Attempts botocore makes per request (its own retries and backoff)."""
+
+    @classmethod
+    def from_env(cls) -> BucketSettings:
+        return cls(endpoint=url("RUSTFS_ENDPOINT"), access_key=required("RUSTFS_ACCESS_KEY"),
+                   secret_key=required("RUSTFS_SECRET_KEY"), name=text("RUSTFS_BUCKET"),
+                   region=text("RUSTFS_REGION"), max_attempts=int(number("AWS_MAX_ATTEMPTS")))
+
+
+@dataclass(frozen=True)
+class GeocoderSettings:
+    url: str
+    """A Nominatim-compatible /search endpoint."""
+    api_key: str
+    """Empty in a dry run, which asks nothing."""
+    daily_budget: int
+    """Requests per provider day (00:00 UTC), retries included, shared by every run."""
+    rps: float
+    timeout_s: float
+    """Seconds to wait for one answer."""
+
+    @classmethod
+    def from_env(cls, *, need_key: bool) -> GeocoderSettings:
+        return cls(url=url("GEOCODER_URL", need=False),
+                   api_key=required("GEOCODER_API_KEY") if need_key else _raw("GEOCODER_API_KEY"),
+                   daily_budget=int(number("GEOCODER_DAILY_BUDGET")), rps=number("GEOCODER_RPS", float),
+                   timeout_s=number("GEOCODER_TIMEOUT", float))
+
+    @property
+    def provider(self) -> str:
+        """The provider's host and port (never credentials in the URL): the budget is counted per provider."""
+        return urlsplit(self.url).netloc.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    max_object_bytes: int
+    """A change file larger than this is rejected from the listing, unread."""
+
+    @classmethod
+    def from_env(cls) -> RunLimits:
+        return cls(max_object_bytes=int(number("FLEETTICKETS_MAX_OBJECT_BYTES")))
 
 
 def database_url() -> str:
-    return require("DATABASE_URL", "the PostgreSQL URL, e.g. postgresql://fleettickets@db:5432/tracksolid_db")
+    return required("DATABASE_URL")
 
+
+# -- secrets ---------------------------------------------------------------------------------------------------
 
 def secrets() -> list[str]:
     """Every secret value this process could know about, longest first."""
-    values = [os.environ.get(name, "") for name in SECRET_VARIABLES]
-    url = os.environ.get("DATABASE_URL", "")
-    if url:
-        values.append(url)
-        with contextlib.suppress(psycopg.ProgrammingError):
-            values.append(conninfo_to_dict(url).get("password") or "")
-    return sorted((v for v in values if len(v) >= 3), key=len, reverse=True)
+    values = [_raw(variable.name) for variable in VARIABLES if variable.secret]
+    database = _raw("DATABASE_URL")
+    if database:
+        with contextlib.suppress(Exception):  # an unparseable URL is still redacted whole
+            values.append(str(conninfo_to_dict(database).get("password") or ""))
+    return sorted((value for value in values if len(value) >= 3), key=len, reverse=True)
 
 
-def redact(text: str, known: Iterable[str] | None = None) -> str:
-    """Replace every secret value in `text` with '***'."""
+def redact(message: str, known: Iterable[str] | None = None) -> str:
+    """Replace every secret value in `message` with '***'."""
     for secret in secrets() if known is None else known:
-        text = text.replace(secret, "***")
-    return text
-
-
-def describe_db_error(error: BaseException) -> str:
-    """psycopg's message on one line, without the connection string."""
-    return redact(" ".join(str(error).split()))
-
-
-def connect(url: str | None = None, *, attempts: int = CONNECT_ATTEMPTS,
-            sleep: Callable[[float], None] = time.sleep) -> psycopg.Connection:
-    """Open an autocommit connection, retrying a database that is restarting."""
-    url = url or database_url()
-    for attempt in range(1, attempts + 1):
-        try:
-            return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                                   application_name="fleettickets")
-        except psycopg.OperationalError as error:
-            if attempt == attempts:
-                raise DatabaseUnavailable(
-                    f"cannot connect to the database after {attempts} attempts: {describe_db_error(error)}"
-                ) from None
-            sleep(2 ** (attempt - 1))
-        except psycopg.ProgrammingError as error:
-            raise ConfigError(f"DATABASE_URL is not a valid connection string: {describe_db_error(error)}") from None
-    raise AssertionError("unreachable")
+        message = message.replace(secret, "***")
+    return message

@@ -29,7 +29,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import localstack  # noqa: E402
+import devstack  # noqa: E402
 import run_migrations  # noqa: E402
 
 COLUMNS = (
@@ -158,15 +158,15 @@ def main() -> int:
     work.chmod(0o755)  # the cluster runs as the postgres user when we are root
     cluster = None
     if not os.environ.get("DATABASE_URL"):
-        cluster = localstack.PgCluster(work / "pg", localstack.free_port())
+        cluster = devstack.PgCluster(work / "pg", devstack.free_port())
         cluster.init()
         cluster.start()
     admin = os.environ.get("DATABASE_URL") or cluster.url
     moto = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p",
-                             str(s3_port := localstack.free_port())], stdout=subprocess.DEVNULL,
+                             str(s3_port := devstack.free_port())], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        localstack.wait_for_port(s3_port)
+        devstack.wait_for_port(s3_port)
         return run(args, work, Bench(admin), f"http://127.0.0.1:{s3_port}")
     finally:
         moto.terminate()
@@ -191,27 +191,27 @@ def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) ->
 
     local = median_of(args.repeat, replay_local)
 
-    s3_env = localstack.s3_environment(s3_endpoint)
-    client = localstack.s3_client(s3_endpoint)
-    client.create_bucket(Bucket=localstack.BUCKET)
+    s3_env = devstack.s3_environment(s3_endpoint)
+    client = devstack.s3_client(s3_endpoint)
+    client.create_bucket(Bucket=devstack.BUCKET)
 
     def upload() -> None:
         for path in paths:
-            client.put_object(Bucket=localstack.BUCKET, Key=f"automations/inc/changes/{path.name}",
+            client.put_object(Bucket=devstack.BUCKET, Key=f"automations/inc/changes/{path.name}",
                               Body=path.read_bytes())
 
     def transfer_only() -> float:
         started = time.perf_counter()
         for path in paths:
-            client.get_object(Bucket=localstack.BUCKET, Key=f"automations/inc/changes/{path.name}")["Body"].read()
+            client.get_object(Bucket=devstack.BUCKET, Key=f"automations/inc/changes/{path.name}")["Body"].read()
         return time.perf_counter() - started
 
     upload()
     transfer = median_of(args.repeat, transfer_only)
 
     def replay_s3() -> float:
-        for key in [o["Key"] for o in client.list_objects_v2(Bucket=localstack.BUCKET).get("Contents", [])]:
-            client.delete_object(Bucket=localstack.BUCKET, Key=key)
+        for key in [o["Key"] for o in client.list_objects_v2(Bucket=devstack.BUCKET).get("Contents", [])]:
+            client.delete_object(Bucket=devstack.BUCKET, Key=key)
         upload()
         return run_ingest({**s3_env, "DATABASE_URL": bench.fresh()}, "--from-bucket")[0]
 
@@ -219,7 +219,7 @@ def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) ->
     loaded_url = bench.url("fleettickets_bench")
 
     def incremental() -> float:
-        client.put_object(Bucket=localstack.BUCKET, Key=f"automations/inc/changes/{extra.name}",
+        client.put_object(Bucket=devstack.BUCKET, Key=f"automations/inc/changes/{extra.name}",
                           Body=extra.read_bytes())
         wall = run_ingest({**s3_env, "DATABASE_URL": loaded_url}, "--from-bucket")[0]
         with psycopg.connect(loaded_url, autocommit=True) as conn:  # forget it, so the next repeat applies it again

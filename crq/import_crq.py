@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pipeline
+import cli
+from dataset import Dataset
 
-DATASET = pipeline.Dataset.standard("crq", lock_id=2)
+DATASET = Dataset.standard("crq")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return pipeline.main(DATASET, argv)
+    return cli.main(DATASET, argv)
 
 
 if __name__ == "__main__":

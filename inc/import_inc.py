@@ -1,47 +1,55 @@
-"""python -m inc.import_inc: drain INC change files into tickets.inc."""
+"""python -m inc.import_inc: drain INC change files into tickets.inc; geocoding and history actions live here too."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
+import cli
 import history
-import pipeline
+from dataset import Dataset
+from report import Log
 
-DATASET = pipeline.Dataset.standard("inc", lock_id=1, post_apply=history.capture)
-
-
-def _geocoding():  # imported on use: the 20-minute ingest never needs httpx
-    import geocoding
-
-    return geocoding
-
+DATASET = Dataset.standard("inc", post_apply=history.capture)
 
 # Geocoding is cross-dataset (one gazetteer and one budget over INC ∪ CRQ) and
-# runs from here; its lines are prefixed 'geocode'.
-_geocode_log = pipeline.Log("geocode")
+# runs from here; its lines are prefixed 'geocode'. It is imported on use: the
+# 20-minute ingest never needs httpx.
+_geocode_log = Log("geocode")
+
+
+def _geocode_clusters(args: argparse.Namespace) -> int:
+    import geocoding
+    return geocoding.geocode_clusters(args.apply, _geocode_log)
+
+
+def _geocode_locations(args: argparse.Namespace) -> int:
+    import geocoding
+    return geocoding.geocode_locations(args.apply, _geocode_log)
+
+
+def _load_gazetteer(args: argparse.Namespace) -> int:
+    import geocoding
+    return geocoding.load_gazetteer(args.load_gazetteer, args.apply, _geocode_log)
+
+
 COMMANDS = (
-    pipeline.Command(
-        "--geocode-clusters",
-        "geocode every cluster of either dataset that has no usable centroid (needs GEOCODER_API_KEY with --apply)",
-        lambda args: _geocoding().geocode_clusters(args.apply, _geocode_log.info, _geocode_log.warn)),
-    pipeline.Command(
-        "--geocode-locations",
-        "geocode the locations of open, actionable tickets without a feed coordinate or a cached result",
-        lambda args: _geocoding().geocode_locations(args.apply, _geocode_log.info, _geocode_log.warn)),
-    pipeline.Command(
-        "--capture-history",
-        "run tickets.capture_history() alone: closure events and today's backlog snapshot",
-        lambda args: history.capture_alone(args.apply)),
-    pipeline.Command(
-        "--load-gazetteer",
-        "fill the cluster gazetteer from a CSV of known centroids (cluster,lat,lon), asking no geocoder",
-        lambda args: _geocoding().load_gazetteer(args.load_gazetteer, args.apply, _geocode_log.info),
-        metavar="FILE"),
+    cli.Command("--geocode-clusters",
+                "geocode every cluster of either dataset that has no usable centroid (needs GEOCODER_API_KEY with "
+                "--apply)", _geocode_clusters, log_name="geocode"),
+    cli.Command("--geocode-locations",
+                "geocode the locations of open, actionable tickets without a feed coordinate or a cached result",
+                _geocode_locations, log_name="geocode"),
+    cli.Command("--capture-history", "run tickets.capture_history() alone: closure events and today's backlog "
+                "snapshot", lambda args: history.capture_alone(args.apply), log_name="inc"),
+    cli.Command("--load-gazetteer",
+                "fill the cluster gazetteer from a CSV of known centroids (cluster,lat,lon), asking no geocoder",
+                _load_gazetteer, log_name="geocode", metavar="FILE"),
 )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return pipeline.main(DATASET, argv, COMMANDS)
+    return cli.main(DATASET, argv, COMMANDS)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-import localstack
+import devstack
 import run_migrations
+from processes import Ingests
 
-TEMPLATE_DB = "fleettickets_template"
+# Per session, so sessions sharing a server (DATABASE_URL) never clone each other's template.
+TEMPLATE_DB = f"fleettickets_template_{os.getpid()}"
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
@@ -51,16 +53,16 @@ class TestDatabase:
 
 
 @pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[localstack.PgCluster | None]:
+def pg_cluster() -> Iterator[devstack.PgCluster | None]:
     if os.environ.get("DATABASE_URL"):
         yield None
         return
     directory = Path(tempfile.mkdtemp(prefix="fleettickets-pg-"))
-    cluster = localstack.PgCluster(directory, localstack.free_port())
+    cluster = devstack.PgCluster(directory, devstack.free_port())
     try:
         cluster.init()
         cluster.start(durable=False)
-    except localstack.StackError as error:
+    except devstack.StackError as error:
         shutil.rmtree(directory, ignore_errors=True)
         pytest.exit(f"cannot start a test PostgreSQL cluster: {error}", returncode=3)
     yield cluster
@@ -68,7 +70,7 @@ def pg_cluster() -> Iterator[localstack.PgCluster | None]:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(pg_cluster: localstack.PgCluster | None) -> str:
+def pg_admin_url(pg_cluster: devstack.PgCluster | None) -> Iterator[str]:
     url = os.environ.get("DATABASE_URL") or pg_cluster.url
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
@@ -79,7 +81,8 @@ def pg_admin_url(pg_cluster: localstack.PgCluster | None) -> str:
     template_url = psycopg.conninfo.make_conninfo(url, dbname=TEMPLATE_DB)
     with psycopg.connect(template_url, autocommit=True) as conn:
         run_migrations.migrate(conn, run_migrations.discover(), say=lambda _line: None)
-    return url
+    yield url
+    drop_database(url, TEMPLATE_DB)
 
 
 _database_numbers = itertools.count()
@@ -120,10 +123,10 @@ def db(pg_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestDatab
 def s3_server() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
-    port = localstack.free_port()
+    port = devstack.free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    localstack.wait_for_port(port)
+    devstack.wait_for_port(port)
     yield f"http://127.0.0.1:{port}"
     server.stop()
 
@@ -157,11 +160,11 @@ class TestBucket:
 def bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> TestBucket:
     """An empty `isptickets` bucket on the loopback S3 server; RUSTFS_* point at it."""
     httpx.post(f"{s3_server}/moto-api/reset").raise_for_status()
-    for name, value in localstack.s3_environment(s3_server).items():
+    for name, value in devstack.s3_environment(s3_server).items():
         monkeypatch.setenv(name, value)
-    client = localstack.s3_client(s3_server)
-    client.create_bucket(Bucket=localstack.BUCKET)
-    return TestBucket(client, localstack.BUCKET)
+    client = devstack.s3_client(s3_server)
+    client.create_bucket(Bucket=devstack.BUCKET)
+    return TestBucket(client, devstack.BUCKET)
 
 
 @dataclass
@@ -173,6 +176,16 @@ class Outcome:
     @property
     def output(self) -> str:
         return self.out + self.err
+
+
+@pytest.fixture
+def ingests() -> Iterator[Ingests]:
+    """Start ingest runs as child processes; any still running at the end of the test is killed."""
+    started = Ingests()
+    try:
+        yield started
+    finally:
+        started.kill_leftovers()
 
 
 @pytest.fixture

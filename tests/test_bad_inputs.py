@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+import clock
 from conftest import TestDatabase
 from netproxy import Proxy
 from streamdata import COLUMNS, changes, csv_text, ticket_fields
@@ -209,7 +210,7 @@ def test_bad_input_among_good_files(db, bucket, s3_server, run_import, monkeypat
     if case.outcome == "left-in-changes":
         proxy = Proxy(int(s3_server.rsplit(":", 1)[1]), inflate_content_length_for=CASE_KEY).start()
         monkeypatch.setenv("RUSTFS_ENDPOINT", f"http://127.0.0.1:{proxy.port}")
-        monkeypatch.setattr("pipeline.time.sleep", lambda _s: None)
+        monkeypatch.setattr(clock, "sleep", lambda _s: None)
     try:
         outcome = run_import("inc", "--from-bucket", "--apply")
     finally:

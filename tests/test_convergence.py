@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import localstack
+import devstack
 from conftest import table_state
 from oracle import reference_state
 from streamdata import changes, csv_text, ticket_fields
@@ -29,7 +29,7 @@ def reset(db, bucket, s3_server) -> None:
     db.execute("""TRUNCATE tickets.inc, tickets.ingest_files, tickets.ingest_runs, tickets.rejected_rows;
                   UPDATE tickets.import_meta SET metadata = '{}'""")
     httpx.post(f"{s3_server}/moto-api/reset").raise_for_status()
-    bucket.client.create_bucket(Bucket=localstack.BUCKET)
+    bucket.client.create_bucket(Bucket=devstack.BUCKET)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import pipeline
+import faults
 from conftest import table_state
 from oracle import reference_state
 from streamdata import run_subprocess, sample_files
@@ -20,7 +20,7 @@ def placement(bucket, names: list[str]) -> dict[str, set[str]]:
     return where
 
 
-@pytest.mark.parametrize("point", sorted(pipeline.FAULT_POINTS))
+@pytest.mark.parametrize("point", sorted(faults.FAULT_POINTS))
 def test_killed_at_any_step_the_rerun_reaches_the_reference_state(db, bucket, point):
     bucket.put_samples("inc")
     names = [name for name, _ in sample_files("inc")]

@@ -3,47 +3,59 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
-import pipeline
+import cli
+import faults
+import settings
 from crq import import_crq
 from inc import import_inc
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-SOURCES = [*ROOT.glob("*.py"), *ROOT.glob("inc/*.py"), *ROOT.glob("crq/*.py")]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+PRODUCTION_MODULES = PYPROJECT["tool"]["setuptools"]["py-modules"]
+PRODUCTION = [ROOT / f"{name}.py" for name in PRODUCTION_MODULES] + [*ROOT.glob("inc/*.py"), *ROOT.glob("crq/*.py")]
 
 
-def environment_variables() -> set[str]:
-    names = set()
-    for path in SOURCES:
-        if path.name == "localstack.py":
-            continue
-        text = path.read_text()
-        names |= set(re.findall(r'(?:require|environ\.get|number)\(\s*"([A-Z][A-Z0-9_]+)"', text))
-        names |= set(re.findall(r'^[A-Z_]+_VARIABLES? = .*?"([A-Z][A-Z0-9_]+)"', text, flags=re.M))
-    return names
+def configuration_table() -> str:
+    """The README's configuration table as the settings registry says it must read."""
+    lines = ["| variable | required | default | meaning |", "|---|---|---|---|"]
+    for variable in settings.VARIABLES:
+        default = f"`{variable.default}`" if variable.default else ""
+        row = f"| `{variable.name}` | {variable.required} | {default} | {variable.meaning} |"
+        lines.append(row.replace("|  |", "| |"))
+    return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("dataset", [import_inc.DATASET, import_crq.DATASET], ids=lambda d: d.name)
-def test_every_cli_flag_is_in_the_readme(dataset):
-    flags = {option for action in pipeline.build_parser(dataset)._actions for option in action.option_strings
+@pytest.mark.parametrize("entrypoint", [import_inc, import_crq], ids=lambda m: m.DATASET.name)
+def test_every_cli_flag_is_in_the_readme(entrypoint):
+    parser = cli.build_parser(entrypoint.DATASET, getattr(entrypoint, "COMMANDS", ()))
+    flags = {option for action in parser._actions for option in action.option_strings
              if option.startswith("--") and option != "--help"}
-    assert flags
+    assert "--status" in flags
     missing = {flag for flag in flags if f"`{flag}" not in README}
     assert not missing, f"README does not document {sorted(missing)}"
 
 
-def test_every_environment_variable_is_in_the_readme_and_env_example():
-    names = environment_variables()
-    assert {"DATABASE_URL", "RUSTFS_ENDPOINT", "RUSTFS_SECRET_KEY", "RUSTFS_BUCKET", "FLEETTICKETS_FAULT",
-            "GEOCODER_API_KEY", "GEOCODER_RPS", "GEOCODER_DAILY_BUDGET"} <= names
-    assert not {n for n in names if f"`{n}`" not in README}
+def test_the_configuration_table_is_the_settings_registry():
+    assert configuration_table() in README, "README's configuration table differs from settings.VARIABLES:\n" + \
+        configuration_table()
+
+
+def test_env_example_names_every_variable_an_operator_sets():
     example = (ROOT / ".env.example").read_text()
-    assert not {n for n in names - {"FLEETTICKETS_FAULT", "AWS_MAX_ATTEMPTS", "PG_BINDIR", "GEOCODER_TIMEOUT"}
-                if f"\n{n}=" not in "\n" + example}
+    named = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", example, flags=re.M))
+    assert named == {variable.name for variable in settings.VARIABLES if variable.in_env_example}
+
+
+def test_only_the_settings_module_reads_the_environment():
+    readers = {path.name for path in PRODUCTION if "os.environ" in path.read_text()}
+    assert readers <= {"settings.py", "faults.py"}, readers
+    assert faults.FAULT_VARIABLE in settings.BY_NAME
 
 
 @pytest.mark.parametrize("path", ["Dockerfile", "run_ingest.sh", ".ci/run", "dev", "README.md"])
@@ -57,15 +69,35 @@ def test_module_paths_named_in_scripts_exist(path):
         assert (ROOT / script).is_file() or any(ROOT.glob(f"**/{script}")), f"{path} names missing {script}"
 
 
-def test_dockerfile_copies_every_top_level_module():
+def test_the_image_holds_exactly_the_production_modules_installed_from_the_hashed_lock():
+    """docker build cannot run here: this reads the Dockerfile for what the image would hold."""
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for path in ROOT.glob("*.py"):
-        assert path.name in dockerfile, f"Dockerfile does not copy {path.name}"
+    copied = set(re.findall(r"\b([a-z_]+)\.py\b", " ".join(re.findall(r"^COPY (.*)$", dockerfile, flags=re.M))))
+    assert copied == set(PRODUCTION_MODULES)
+    assert all(path.is_file() for path in PRODUCTION)
+    assert re.search(r"^FROM python:[0-9]+\.[0-9]+\.[0-9]+-slim-[a-z]+(@sha256:[0-9a-f]{64})?$", dockerfile, re.M), \
+        "the base image is pinned to an exact tag"
+    assert "pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock" in dockerfile
+    lock = (ROOT / "requirements.lock").read_text()
+    pinned = re.findall(r"^([a-z0-9_.-]+)==[^ ]+ \\$", lock, flags=re.M)
+    assert {"boto3", "psycopg", "httpx", "orjson"} <= set(pinned)
+    assert lock.count("--hash=sha256:") >= len(pinned)
+    assert not {"pytest", "moto", "hypothesis", "mypy", "ruff"} & set(pinned), "dev tools in the production lock"
 
 
 def test_readme_test_command_is_what_ci_runs():
     assert "$ ./dev test" in README
     assert "\n./dev test\n" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_ci_installs_from_the_hashed_dev_lock():
+    ci = (ROOT / ".ci" / "run").read_text() + (ROOT / "dev").read_text()
+    assert "--require-hashes -r requirements-dev.lock" in ci
+
+
+def test_every_exit_code_is_in_the_readme():
+    codes = {cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_USAGE, cli.EXIT_INTERRUPTED}
+    assert not {code for code in codes if f"`{code}`" not in README}
 
 
 def test_every_bad_input_case_is_in_the_catalogue():

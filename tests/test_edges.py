@@ -4,54 +4,29 @@ limits that bound time and memory, and the reader's own accounting."""
 from __future__ import annotations
 
 import io
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
 
-import pipeline
+import database
 from changefile import ChangeFile, RejectedFile
 from inc import import_inc
-from streamdata import COLUMNS, ROOT, changes, csv_text, ticket_fields
+from processes import finish, wait_until_stopped
+from streamdata import COLUMNS, changes, csv_text, ticket_fields
 
 KEY = changes("inc", "2026-11-20T06-00-00")
 
 
-def start_ingest(fault: str) -> subprocess.Popen:
-    env = {**os.environ, "FLEETTICKETS_FAULT": fault}
-    return subprocess.Popen([sys.executable, "-m", "inc.import_inc", "--from-bucket", "--apply"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_until_stopped(process: subprocess.Popen, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T":
-            return
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.02)
-    raise AssertionError("the ingest never reached its stop point")
-
-
-def rewrite_while_stopped(fault: str, rewrite) -> subprocess.CompletedProcess:
-    """Run the ingest frozen at `fault`, call rewrite(), let it go on; the child never outlives the test."""
-    process = start_ingest(f"{fault}:stop")
-    try:
-        wait_until_stopped(process)
-        rewrite()
-        process.send_signal(signal.SIGCONT)
-        out, err = process.communicate(timeout=120)
-        return subprocess.CompletedProcess(process.args, process.returncode, out, err)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+def rewrite_while_stopped(ingests, fault: str, rewrite) -> tuple[int, str, str]:
+    """Run the ingest frozen at `fault`, call rewrite(), let it go on."""
+    process = ingests.start(fault=f"{fault}:stop")
+    wait_until_stopped(process)
+    rewrite()
+    process.send_signal(signal.SIGCONT)
+    return finish(process)
 
 
 def version(status: str, updated: str) -> str:
@@ -61,22 +36,21 @@ def version(status: str, updated: str) -> str:
 # -- a key the export rewrites while a run applies it ---------------------------------------------------------
 
 @pytest.mark.parametrize("moment", ["after_list", "after_commit", "after_copy_object"])
-def test_a_key_rewritten_mid_run_is_left_in_changes_and_applied_next_run(db, bucket, moment):
+def test_a_key_rewritten_mid_run_is_left_in_changes_and_applied_next_run(ingests, db, bucket, moment):
     first, second = version("First", "2026-11-20 06:00:00"), version("Rewritten", "2026-11-20 06:05:00")
     bucket.put(KEY, first)
 
-    during = rewrite_while_stopped(moment, lambda: bucket.put(KEY, second))
+    code, _out, err = rewrite_while_stopped(ingests, moment, lambda: bucket.put(KEY, second))
 
-    assert during.returncode == 0, during.stderr
-    assert f"{KEY} was rewritten by the export during this run" in during.stderr
-    assert "left in changes/, the next run applies the new version" in during.stderr
+    assert code == 0, err
+    assert f"{KEY} was rewritten by the export during this run" in err
+    assert "left in changes/, the next run applies the new version" in err
     assert bucket.get(KEY) == second.encode()  # the new version was neither moved nor deleted
     assert all(bucket.get(key) != second.encode() for key in bucket.keys("automations/inc/processed/"))
 
-    after = subprocess.run([sys.executable, "-m", "inc.import_inc", "--from-bucket", "--apply"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=120)
+    code, _out, err = finish(ingests.start())
 
-    assert after.returncode == 0, after.stderr
+    assert code == 0, err
     assert db.scalar("SELECT raw_status FROM tickets.inc") == "REWRITTEN"
     assert bucket.keys("automations/inc/changes/") == []
     assert second.encode() in [bucket.get(key) for key in bucket.keys("automations/inc/processed/")]
@@ -84,7 +58,7 @@ def test_a_key_rewritten_mid_run_is_left_in_changes_and_applied_next_run(db, buc
         assert db.scalar("SELECT count(*) FROM tickets.ingest_files WHERE status = 'applied'") == 2
 
 
-def test_a_key_rewritten_before_its_rejection_is_moved_stays_for_the_next_run(db, bucket):
+def test_a_key_rewritten_before_its_rejection_is_moved_stays_for_the_next_run(ingests, db, bucket):
     bad = "id,status\nINC000000000001,New\n"
     good = version("Good", "2026-11-20 06:05:00")
     bucket.put(KEY, bad)
@@ -93,15 +67,14 @@ def test_a_key_rewritten_before_its_rejection_is_moved_stays_for_the_next_run(db
     db.execute("INSERT INTO tickets.ingest_files (dataset, key, etag, status, error) "
                "VALUES ('inc', %s, %s, 'rejected', 'line 1: no ticket_id column')", (KEY, etag))
 
-    during = rewrite_while_stopped("after_list", lambda: bucket.put(KEY, good))
+    code, _out, err = rewrite_while_stopped(ingests, "after_list", lambda: bucket.put(KEY, good))
 
-    assert during.returncode == 0, during.stderr
-    assert "was rewritten by the export during this run" in during.stderr
+    assert code == 0, err
+    assert "was rewritten by the export during this run" in err
     assert bucket.keys("automations/inc/rejected/") == []
     assert bucket.get(KEY) == good.encode()
-    after = subprocess.run([sys.executable, "-m", "inc.import_inc", "--from-bucket", "--apply"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=120)
-    assert after.returncode == 0, after.stderr
+    code, _out, err = finish(ingests.start())
+    assert code == 0, err
     assert db.scalar("SELECT raw_status FROM tickets.inc") == "GOOD"
 
 
@@ -159,7 +132,7 @@ def test_only_errors_the_same_bytes_would_meet_again_quarantine(db, sqlstate, re
     with db.connect() as conn, pytest.raises(psycopg.Error) as raised:
         conn.execute("DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '" + sqlstate + "'; END $$")
     assert raised.value.sqlstate == sqlstate
-    assert pipeline.refused_by_data(raised.value) is refused
+    assert database.refused_by_data(raised.value) is refused
 
 
 # -- the reader's limits and accounting --------------------------------------------------------------------------

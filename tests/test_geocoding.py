@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-import geocoding
+import clock
 from fake_locationiq import FakeLocationIQ, Scripted
+from geocoder import ATTEMPTS, SECOND_WINDOW_WAIT_S
 from streamdata import csv_text, ticket_fields
 
 KEY = "pk.test-secret-key-0123456789"
@@ -21,7 +22,7 @@ FAR_FROM_KILIMANI = (-1.0300, 37.0700)  # ~43 km away: Thika has a Lenana Rd too
 def geocoder(monkeypatch):
     fake = FakeLocationIQ().start()
     waits: list[float] = []
-    monkeypatch.setattr(geocoding, "sleep", waits.append)
+    monkeypatch.setattr(clock, "sleep", waits.append)
     monkeypatch.setenv("GEOCODER_URL", fake.url)
     monkeypatch.setenv("GEOCODER_API_KEY", KEY)
     monkeypatch.setenv("GEOCODER_RPS", "1000")
@@ -150,7 +151,7 @@ def test_rate_limits_are_waited_out_and_retried(db, geocoder, run_import, tmp_pa
     assert len(geocoder.requests) == 4
     assert db.scalar("SELECT status FROM tickets.geo_clusters") == "ok"
     assert db.scalar("SELECT requests FROM tickets.geocode_budget") == 4  # retries count too
-    assert geocoding.SECOND_WINDOW_WAIT_S in geocoder.waits
+    assert SECOND_WINDOW_WAIT_S in geocoder.waits
     assert max(geocoder.waits) >= 60  # a minute window needs a minute to clear
 
 
@@ -176,7 +177,7 @@ def test_a_rejected_key_stops_at_once_with_a_clear_line(db, geocoder, run_import
     assert outcome.code == 1
     assert len(geocoder.requests) == 1
     assert outcome.err.strip().splitlines()[-1] == (
-        f"inc: error: 127.0.0.1:{geocoder.server.server_address[1]} rejected the API key (HTTP 401): "
+        f"geocode: error: 127.0.0.1:{geocoder.server.server_address[1]} rejected the API key (HTTP 401): "
         "check GEOCODER_API_KEY; nothing more will be asked")
     assert KEY not in outcome.output
 
@@ -185,18 +186,18 @@ def test_timeouts_are_retried_then_reported_and_cooled_off(db, geocoder, run_imp
     monkeypatch.setenv("GEOCODER_TIMEOUT", "0.2")
     load(run_import, tmp_path, "inc", open_ticket("INC000000000001"))
     geocoder.places = {"Kilimani": KILIMANI}
-    geocoder.script = [Scripted(delay_s=0.6) for _ in range(geocoding.ATTEMPTS)]
+    geocoder.script = [Scripted(delay_s=0.6) for _ in range(ATTEMPTS)]
 
     outcome = run_import("inc", "--geocode-clusters", "--apply")
 
     assert outcome.code == 1
-    assert len(geocoder.requests) == geocoding.ATTEMPTS
-    assert f"no answer within 0.2 s after {geocoding.ATTEMPTS} attempts" in outcome.err
+    assert len(geocoder.requests) == ATTEMPTS
+    assert f"no answer within 0.2 s after {ATTEMPTS} attempts" in outcome.err
     assert db.query("SELECT status, attempts FROM tickets.geo_clusters") == [("error", 1)]
     assert KEY not in outcome.output
 
     again = run_import("inc", "--geocode-clusters", "--apply")
-    assert again.code == 0 and len(geocoder.requests) == geocoding.ATTEMPTS  # cooling off, not asked again
+    assert again.code == 0 and len(geocoder.requests) == ATTEMPTS  # cooling off, not asked again
 
 
 def test_nominatims_empty_list_is_a_cached_miss(db, geocoder, run_import, tmp_path):
@@ -227,7 +228,7 @@ def test_without_apply_it_says_what_it_would_ask_and_needs_no_key(db, geocoder, 
 
     with_apply = run_import("inc", "--geocode-locations", "--apply")
     assert with_apply.code == 1
-    assert with_apply.err.strip() == ("inc: error: missing GEOCODER_API_KEY: set it to the LocationIQ API key "
+    assert with_apply.err.strip() == ("geocode: error: missing GEOCODER_API_KEY: set it to the LocationIQ API key "
                                       "(geocoding only; the ingest never needs it)")
 
 

@@ -9,7 +9,7 @@ import sys
 
 import psycopg
 
-import settings
+import locks
 from conftest import table_state
 from oracle import reference_state
 from streamdata import HEADER, ROOT, change_file, changes, run_subprocess, sample_files, ticket_row
@@ -232,7 +232,7 @@ def test_keys_that_are_not_change_files_are_reported_and_left_alone(db, bucket, 
 def test_a_run_finding_the_lock_taken_exits_0_and_touches_nothing(db, bucket, run_import):
     keys = bucket.put_samples("inc")
     with psycopg.connect(db.url, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s, 1)", (settings.LOCK_NAMESPACE,))
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", locks.key("inc"))
         outcome = run_import("inc", "--from-bucket", "--apply")
 
     assert outcome.code == 0
@@ -306,13 +306,14 @@ def test_a_missing_variable_is_one_line_naming_it(db, bucket, run_import, monkey
     outcome = run_import("inc", "--from-bucket", "--apply")
     assert outcome.code == 1
     assert outcome.err.strip().splitlines() == [
-        "inc: error: missing RUSTFS_ENDPOINT: set it to the S3 endpoint URL, e.g. https://s3.example.com"]
+        "inc: error: missing RUSTFS_ENDPOINT: set it to the S3 endpoint URL (path-style addressing), "
+        "e.g. https://s3.example.com"]
 
 
 def test_an_unreachable_bucket_is_one_line_without_secrets(db, bucket, monkeypatch):
-    import localstack
+    import devstack
 
-    monkeypatch.setenv("RUSTFS_ENDPOINT", f"http://127.0.0.1:{localstack.free_port()}")
+    monkeypatch.setenv("RUSTFS_ENDPOINT", f"http://127.0.0.1:{devstack.free_port()}")
     monkeypatch.setenv("RUSTFS_SECRET_KEY", "very-secret-value")
     result = run_subprocess("inc.import_inc", "--from-bucket", "--apply")
     assert result.returncode == 1

@@ -59,7 +59,7 @@ def test_an_edited_applied_migration_is_refused_naming_the_file(empty_db, migrat
     result = run_cli("--dir", str(migrations_copy))
 
     assert result.returncode == 1
-    assert result.stderr.startswith("Error: 02_import_meta.sql was edited after it was applied")
+    assert result.stderr.startswith("run_migrations: error: 02_import_meta.sql was edited after it was applied")
     assert "Traceback" not in result.stderr
     assert empty_db.scalar("SELECT to_regclass('tickets.later')") is None
 
@@ -90,14 +90,14 @@ def test_missing_or_unreachable_database_is_one_line(tmp_path):
     missing = run_cli(env=env)
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines() == [
-        "Error: missing DATABASE_URL: set it to the PostgreSQL URL, "
+        "run_migrations: error: missing DATABASE_URL: set it to the PostgreSQL URL, "
         "e.g. postgresql://fleettickets@db:5432/tracksolid_db"]
 
     env["DATABASE_URL"] = "postgresql://someone:s3cretpw@127.0.0.1:1/nowhere"
     unreachable = run_cli(env=env)
     assert unreachable.returncode == 1
     lines = unreachable.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: cannot connect to the database")
+    assert len(lines) == 1 and lines[0].startswith("run_migrations: error: cannot connect to the database")
     assert "s3cretpw" not in unreachable.stderr
 
 

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,7 +10,8 @@ import pytest
 from conftest import table_state
 from netproxy import Proxy
 from oracle import reference_state
-from streamdata import ROOT, change_file, changes, ticket_row
+from processes import finish, wait_until_stopped
+from streamdata import change_file, changes, ticket_row
 
 SECRET = "do-not-print-this-secret"
 
@@ -34,30 +30,6 @@ def three_files(bucket, big_middle: bool = False) -> list[tuple[str, bytes]]:
     return [(name, content.encode()) for name, content in files]
 
 
-def start_ingest(env: dict[str, str], fault: str | None = None) -> subprocess.Popen:
-    env = {**os.environ, **env, "AWS_MAX_ATTEMPTS": "2"}
-    if fault:
-        env["FLEETTICKETS_FAULT"] = fault
-    return subprocess.Popen([sys.executable, "-m", "inc.import_inc", "--from-bucket", "--apply"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_until_stopped(process: subprocess.Popen, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        state = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        if state == "T":
-            return
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.02)
-    raise AssertionError("the ingest never reached its stop point")
-
-
-def finish(process: subprocess.Popen) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=120)
-    return process.returncode, out, err
-
-
 @pytest.fixture
 def s3_proxy(s3_server, bucket, monkeypatch):
     proxy = Proxy(int(s3_server.rsplit(":", 1)[1])).start()
@@ -67,11 +39,11 @@ def s3_proxy(s3_server, bucket, monkeypatch):
     proxy.stop()
 
 
-def test_s3_down_at_start_changes_nothing(db, bucket, s3_proxy):
+def test_s3_down_at_start_changes_nothing(ingests, db, bucket, s3_proxy):
     three_files(bucket)
     s3_proxy.down()
 
-    code, out, err = finish(start_ingest({}))
+    code, out, err = finish(ingests.start({}))
 
     assert code == 1
     assert err.strip().splitlines() == [err.strip()] and err.startswith("inc: error: S3 listing")
@@ -80,9 +52,9 @@ def test_s3_down_at_start_changes_nothing(db, bucket, s3_proxy):
     assert len(bucket.keys("automations/inc/changes/")) == 3
 
 
-def test_s3_down_mid_run_keeps_what_committed_and_the_rerun_finishes(db, bucket, s3_proxy):
+def test_s3_down_mid_run_keeps_what_committed_and_the_rerun_finishes(ingests, db, bucket, s3_proxy):
     files = three_files(bucket)
-    process = start_ingest({}, fault="after_commit:stop")
+    process = ingests.start({}, fault="after_commit:stop")
     wait_until_stopped(process)
     s3_proxy.down()
     process.send_signal(signal.SIGCONT)
@@ -97,7 +69,7 @@ def test_s3_down_mid_run_keeps_what_committed_and_the_rerun_finishes(db, bucket,
     assert db.scalar("SELECT status FROM tickets.ingest_runs") == "failed"
 
     s3_proxy.up()
-    code, out, err = finish(start_ingest({}))
+    code, out, err = finish(ingests.start({}))
     assert code == 0, out + err
     assert table_state(db, "inc") == reference_state(files, "INC")
     assert len(bucket.keys("automations/inc/processed/")) == 3
@@ -115,11 +87,11 @@ def db_proxy(db, pg_cluster, monkeypatch):
     proxy.stop()
 
 
-def test_connection_dropped_during_copy_rolls_that_file_back(db, bucket, db_proxy):
+def test_connection_dropped_during_copy_rolls_that_file_back(ingests, db, bucket, db_proxy):
     files = three_files(bucket, big_middle=True)
     db_proxy.cut_after_upstream_bytes = 1_000_000  # well inside the 4 MB middle file's COPY
 
-    code, out, err = finish(start_ingest({}))
+    code, out, err = finish(ingests.start({}))
 
     assert code == 1
     assert "database connection lost while applying automations/inc/changes/2026-11-20T06-20-00.csv" in err
@@ -129,16 +101,16 @@ def test_connection_dropped_during_copy_rolls_that_file_back(db, bucket, db_prox
     assert bucket.keys("automations/inc/changes/") == [changes("inc", n[:-4]) for n, _ in files[1:]]
 
     db_proxy.up()
-    code, out, err = finish(start_ingest({}))
+    code, out, err = finish(ingests.start({}))
     assert code == 0, out + err
     assert table_state(db, "inc") == reference_state(files, "INC")
 
 
-def test_database_restarted_mid_run(db, bucket, pg_cluster):
+def test_database_restarted_mid_run(ingests, db, bucket, pg_cluster):
     if pg_cluster is None:
         pytest.skip("needs the session's own PostgreSQL cluster")
     files = three_files(bucket)
-    process = start_ingest({}, fault="after_commit:stop")
+    process = ingests.start({}, fault="after_commit:stop")
     wait_until_stopped(process)
     pg_cluster.restart(durable=False)
     process.send_signal(signal.SIGCONT)
@@ -151,7 +123,7 @@ def test_database_restarted_mid_run(db, bucket, pg_cluster):
     # The run's log row was closed on a fresh connection, not left 'running'.
     assert db.scalar("SELECT status FROM tickets.ingest_runs") == "failed"
 
-    code, out, err = finish(start_ingest({}))
+    code, out, err = finish(ingests.start({}))
     assert code == 0, out + err
     assert table_state(db, "inc") == reference_state(files, "INC")
     assert db.scalar("SELECT count(*) FROM tickets.ingest_files WHERE archived_at IS NULL") == 0

@@ -180,13 +180,14 @@ def local_environment() -> dict[str, str]:
 def _start_services() -> bool:
     """Start PostgreSQL and the S3 server if needed; True when the S3 server is new (and empty)."""
     import psycopg
+    from psycopg import sql
 
     cluster, pid_file = _stack()
     cluster.init()
     cluster.start()
     with psycopg.connect(cluster.url, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
-            conn.execute(f"CREATE DATABASE {DATABASE}")
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
     if _s3_running(pid_file):
         return False
     moto_server = Path(sys.executable).with_name("moto_server")
@@ -233,7 +234,7 @@ def _summarize() -> None:
                       FROM tickets.crq) t USING (dataset)
                 ORDER BY m.dataset DESC"""):
             files = conn.execute("""SELECT count(*), count(archived_at) FROM tickets.ingest_files
-                                    WHERE dataset = %s AND status = 'applied'""", (dataset,)).fetchone()
+                                    WHERE dataset = %s AND status = 'applied'""", (dataset,)).fetchone() or (0, 0)
             print(f"  {dataset}: {rows} tickets ({opened} open, {placed} with a point); "
                   f"{files[0]} files applied, {files[1]} archived; watermark {PurePosixPath(watermark or '-').name}, "
                   f"last success {success or 'never'}")
@@ -279,7 +280,7 @@ def clean() -> None:
 if __name__ == "__main__":
     commands = {"up": up, "stop": stop, "clean": clean}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
-        raise SystemExit("usage: python localstack.py up|stop|clean")
+        raise SystemExit("usage: python devstack.py up|stop|clean")
     try:
         commands[sys.argv[1]]()
     except StackError as error:
