@@ -22,6 +22,11 @@ LOCKS = {
 }
 
 
+TRY_LOCK = "SELECT pg_try_advisory_lock(%s, %s)"
+LOCK = "SELECT pg_advisory_lock(%s, %s)"
+UNLOCK = "SELECT pg_advisory_unlock(%s, %s)"
+
+
 def key(name: str) -> tuple[int, int]:
     """The two-number key of the lock `name`; KeyError for a lock not in the registry."""
     return NAMESPACE, LOCKS[name]
@@ -29,14 +34,14 @@ def key(name: str) -> tuple[int, int]:
 
 def try_lock(conn: psycopg.Connection, name: str) -> bool:
     """Take the session lock `name` if it is free; False when another session holds it."""
-    row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key(name)).fetchone()
+    row = conn.execute(TRY_LOCK, key(name)).fetchone()
     return bool(row and row[0])
 
 
 def unlock(conn: psycopg.Connection, name: str) -> None:
-    conn.execute("SELECT pg_advisory_unlock(%s, %s)", key(name))
+    conn.execute(UNLOCK, key(name))
 
 
 def lock(conn: psycopg.Connection, name: str) -> None:
     """Take the session lock `name`, waiting for it as long as it takes."""
-    conn.execute("SELECT pg_advisory_lock(%s, %s)", key(name))
+    conn.execute(LOCK, key(name))
