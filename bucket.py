@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import clock
+import settings
 from errors import FleetError
 from settings import BucketSettings
 
@@ -28,6 +30,10 @@ class StorageUnavailable(StorageError):
 
 class TransferError(StorageError):
     """An object's body broke off midway; reading it again may well succeed."""
+
+
+class TransferTooSlow(TransferError):
+    """An object took longer than FLEETTICKETS_OBJECT_TIMEOUT to read: reading it again now would not help."""
 
 
 class ObjectChanged(StorageError):
@@ -72,7 +78,8 @@ class Bucket:
         from botocore.config import Config
 
         self.name = config.name
-        self.endpoint = config.endpoint
+        self.endpoint = settings.redact(config.endpoint)
+        self.object_timeout_s = config.object_timeout_s
         self.client: Any = boto3.client(
             "s3", endpoint_url=config.endpoint, region_name=config.region, aws_access_key_id=config.access_key,
             aws_secret_access_key=config.secret_key,
@@ -80,7 +87,8 @@ class Bucket:
                 s3={"addressing_style": "path"},
                 retries={"max_attempts": config.max_attempts, "mode": "standard"},
                 connect_timeout=CONNECT_TIMEOUT_S,
-                read_timeout=READ_TIMEOUT_S,
+                # A stalled read must not outlast the object's own deadline.
+                read_timeout=min(READ_TIMEOUT_S, config.object_timeout_s),
                 # S3-compatible servers do not all speak the newer default checksums.
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
@@ -116,7 +124,7 @@ class Bucket:
         """
         with self._request(f"reading {key}"):
             body = self.client.get_object(Bucket=self.name, Key=key, IfMatch=_quoted(etag))["Body"]
-        return _Body(self, key, body)
+        return _Body(self, key, body, clock.monotonic() + self.object_timeout_s)
 
     def copy(self, key: str, etag: str, destination: str) -> None:
         """Copy version `etag` of `key` to `destination`; ObjectChanged if the key holds another version now."""
@@ -149,10 +157,22 @@ class _Body:
     bucket: Bucket
     key: str
     body: Any
+    deadline: float
+    """clock.monotonic() by which the whole body must have been read."""
 
     def read(self, size: int = -1) -> bytes:
-        with self.bucket._request(f"reading {self.key}", transfer=True):
-            return bytes(self.body.read(size if size >= 0 else None))
+        self._within_deadline()
+        try:
+            with self.bucket._request(f"reading {self.key}", transfer=True):
+                return bytes(self.body.read(size if size >= 0 else None))
+        except TransferError:
+            self._within_deadline()  # a read that stalled past the deadline is too slow, not a blip
+            raise
+
+    def _within_deadline(self) -> None:
+        if clock.monotonic() > self.deadline:
+            raise TransferTooSlow(f"S3 reading {self.key} took over {self.bucket.object_timeout_s:g} s "
+                                  "(FLEETTICKETS_OBJECT_TIMEOUT): the storage server is too slow")
 
     def close(self) -> None:
         self.body.close()

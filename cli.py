@@ -8,6 +8,8 @@ rejected, failed or could not be reached; 2 wrong usage; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import sys
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +17,14 @@ from pathlib import Path
 import psycopg
 
 import pipeline
+import settings
 import status
+from bucket import Bucket
 from database import describe_error
 from dataset import Dataset
 from errors import FleetError
 from report import Log
+from settings import BucketSettings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -62,6 +67,15 @@ def build_parser(dataset: Dataset, commands: Sequence[Command] = ()) -> argparse
                         help="write to the database and move files; without it nothing is written or moved")
     parser.add_argument("--status", action="store_true",
                         help="print the watermark, newest file, last runs and row counts, then exit")
+    parser.add_argument("--check", action="store_true",
+                        help="health check: one line, exit 0 when healthy and 1 when not (last run failed, no recent "
+                             "success, the export stopped, files in rejected/ or left unarchived)")
+    parser.add_argument("--max-run-age", type=float, default=status.DEFAULT_MAX_RUN_AGE_MIN, metavar="MINUTES",
+                        help="with --check: export-hours minutes without a successful run that count as unhealthy "
+                             "(default %(default)g)")
+    parser.add_argument("--max-file-age", type=float, default=status.DEFAULT_MAX_FILE_AGE_MIN, metavar="MINUTES",
+                        help="with --check: export-hours minutes since the newest applied file's export time that "
+                             "count as unhealthy (default %(default)g)")
     for command in commands:
         if command.metavar:
             parser.add_argument(command.flag, metavar=command.metavar, type=Path, help=command.help)
@@ -75,16 +89,20 @@ def main(dataset: Dataset, argv: Sequence[str] | None = None, commands: Sequence
     parser = build_parser(dataset, commands)
     args = parser.parse_args(argv)
     chosen = [command for command in commands if getattr(args, command.dest)]
-    if len(chosen) > 1 or (chosen and (args.from_bucket or args.csv or args.status)):
+    if len(chosen) > 1 or (chosen and (args.from_bucket or args.csv or args.status or args.check)):
         parser.error("one action at a time: " + ", ".join(c.flag for c in chosen) + " goes on its own (with --apply)")
     if args.reseed and not args.from_bucket:
         parser.error("--reseed works on the bucket: add --from-bucket")
-    if not (chosen or args.status or args.from_bucket or args.csv):
+    if args.check and (args.status or args.from_bucket or args.csv):
+        parser.error("--check goes on its own (with --max-run-age, --max-file-age)")
+    if not (chosen or args.status or args.check or args.from_bucket or args.csv):
         parser.error(f"say where the files are: --from-bucket or --{dataset.name}-csv FILE")
     log = Log(chosen[0].log_name if chosen else dataset.name)
     try:
         if args.status:
             return status.print_status(dataset)
+        if args.check:
+            return check(dataset, log, args.max_run_age, args.max_file_age)
         if chosen:
             return chosen[0].run(args)
         return pipeline.ingest(dataset, apply=args.apply, reseed=args.reseed, local_files=args.csv or ())
@@ -97,4 +115,23 @@ def main(dataset: Dataset, argv: Sequence[str] | None = None, commands: Sequence
     except KeyboardInterrupt:
         log.error("interrupted; every file committed so far stays applied")
         return EXIT_INTERRUPTED
+    except Exception as error:  # the last resort: one redacted line, never a raw traceback
+        last_resort(log, error)
     return EXIT_FAILED
+
+
+def check(dataset: Dataset, log: Log, max_run_age_min: float, max_file_age_min: float) -> int:
+    bucket = Bucket(BucketSettings.from_env())
+    waiting = sum(1 for obj in bucket.list(dataset.rejected_prefix) if not obj.key.endswith(".error.txt"))
+    healthy, line = status.check_health(dataset, max_run_age_min=max_run_age_min, max_file_age_min=max_file_age_min,
+                                        rejected_waiting=waiting)
+    log.info(line)
+    return EXIT_OK if healthy else EXIT_FAILED
+
+
+def last_resort(log: Log, error: Exception) -> None:
+    """An error nobody foresaw: one redacted line (and, with FLEETTICKETS_DEBUG=1, a redacted traceback)."""
+    log.error(f"unexpected {type(error).__name__}: {' '.join(str(error).split())} (this is a bug: please report "
+              "it with the lines above; FLEETTICKETS_DEBUG=1 adds a traceback)")
+    if settings.debug():
+        print(settings.redact("".join(traceback.format_exception(error))), file=sys.stderr, end="")

@@ -15,6 +15,7 @@ import psycopg
 import clock
 import settings
 from errors import ConfigError, DatabaseUnavailable, RunAborted
+from settings import RunLimits
 
 # A database restarting for a minor upgrade is back within ~30 s; four tries
 # spaced 1, 2, 4 s plus the connect timeouts cover that without hanging cron.
@@ -27,6 +28,8 @@ CONNECT_TIMEOUT_S = 5
 # timeout, a missing table) is about the moment or the setup, not the file.
 DETERMINISTIC_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
 
+SESSION_LIMITS = "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)"
+
 WHAT_STAYS = "every file committed before stays applied, the rest is applied next run"
 
 
@@ -35,25 +38,46 @@ def describe_error(error: BaseException) -> str:
     return settings.redact(" ".join(str(error).split()))
 
 
+# lock_not_available and query_canceled: what lock_timeout and statement_timeout raise.
+OUT_OF_TIME_SQLSTATES = frozenset({"55P03", "57014"})
+
+
 def refused_by_data(error: psycopg.Error) -> bool:
     """Whether the database would refuse the same input again (rather than fail for the moment)."""
     return (error.sqlstate or "")[:2] in DETERMINISTIC_SQLSTATE_CLASSES
 
 
-def connect(url: str | None = None, *, attempts: int = CONNECT_ATTEMPTS) -> psycopg.Connection:
-    """Open an autocommit connection, retrying a database that is restarting."""
+def out_of_time(error: psycopg.Error) -> bool:
+    """Whether a statement hit statement_timeout or lock_timeout (a stuck session, a slow database)."""
+    return error.sqlstate in OUT_OF_TIME_SQLSTATES
+
+
+def connect(url: str | None = None, *, attempts: int | None = None,
+            limits: RunLimits | None = None) -> psycopg.Connection:
+    """Open an autocommit connection, retrying a database that is restarting.
+
+    With `limits`, every statement of the session is bounded (statement_timeout) and so is every wait for a lock
+    another session holds (lock_timeout): an ingest run never hangs on a stuck session.
+    """
     url = url or settings.database_url()
+    attempts = attempts or CONNECT_ATTEMPTS
     for attempt in range(1, attempts + 1):
         try:
-            return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+            conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
                                    application_name="fleettickets")
+            if limits is not None:
+                conn.execute(SESSION_LIMITS, (f"{round(limits.statement_timeout_s * 1000)}ms",
+                                              f"{round(limits.lock_timeout_s * 1000)}ms"))
+            return conn
         except psycopg.OperationalError as error:
             if attempt == attempts:
                 raise DatabaseUnavailable(
                     f"cannot connect to the database after {attempts} attempts: {describe_error(error)}") from None
             clock.sleep(2 ** (attempt - 1))
-        except psycopg.ProgrammingError as error:
-            raise ConfigError(f"DATABASE_URL is not a valid connection string: {describe_error(error)}") from None
+        except psycopg.ProgrammingError:
+            # psycopg quotes the offending part of the string, which may be part of the password.
+            raise ConfigError("DATABASE_URL is not a valid connection string: check its form and "
+                              "percent-encoding") from None
     raise AssertionError("unreachable")
 
 

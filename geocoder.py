@@ -7,6 +7,8 @@ appears in a message.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 
 import httpx
@@ -23,6 +25,8 @@ ATTEMPTS = 4
 SECOND_WINDOW_WAIT_S = 2.0
 MINUTE_WINDOW_WAIT_S = 61.0
 SERVER_ERROR_WAITS_S = (2.0, 10.0, 30.0)
+# A search answer is a few kB; anything far bigger is not one, and is not read.
+MAX_ANSWER_BYTES = 1024 * 1024
 
 
 class KeyRejected(FleetError):
@@ -34,7 +38,11 @@ class BudgetSpent(Exception):
 
 
 class LookupFailed(Exception):
-    """A query failed even after its retries (timeouts, 5xx): cache it as an error, go on."""
+    """A query failed (after its retries, or with an answer that is not a result): cache it as an error, go on."""
+
+
+class ProviderDown(FleetError):
+    """Too many transport failures or 5xx answers in a row: the provider is down, stop asking."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,11 @@ VALUES ((now() AT TIME ZONE 'UTC')::date, %(provider)s, 1)
 ON CONFLICT (provider_day, provider) DO UPDATE SET requests = b.requests + 1
     WHERE b.requests < %(limit)s AND NOT b.exhausted
 RETURNING requests
+"""
+
+GIVE_BACK = """
+UPDATE tickets.geocode_budget SET requests = requests - 1
+WHERE provider_day = (now() AT TIME ZONE 'UTC')::date AND provider = %(provider)s AND requests > 0
 """
 
 MARK_EXHAUSTED = """
@@ -89,8 +102,21 @@ class Budget:
         row = self.conn.execute(TAKE_REQUEST, {"provider": self.provider, "limit": self.limit}).fetchone()
         return row is not None and row[0] <= self.limit
 
+    def give_back(self) -> None:
+        """Return a request that was taken but never sent (the connection failed)."""
+        self.conn.execute(GIVE_BACK, {"provider": self.provider})
+
     def mark_exhausted(self) -> None:
         self.conn.execute(MARK_EXHAUSTED, (self.provider,))
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+
+    def json(self) -> object:
+        return json.loads(self.body)
 
 
 class Geocoder:
@@ -101,58 +127,83 @@ class Geocoder:
         self.budget = budget
         self.client = client
         self.requests = 0
+        self.failures_in_a_row = 0
         self._next_slot = 0.0
 
     def _describe(self, query: str) -> str:
         return f"{self.config.provider} for {query!r}"
 
-    def _send(self, query: str) -> httpx.Response:
+    def _send(self, query: str) -> _Answer:
         if not self.budget.take():
             raise BudgetSpent
         wait = self._next_slot - clock.monotonic()
         if wait > 0:
             clock.sleep(wait)
         self._next_slot = clock.monotonic() + 1 / self.config.rps
-        self.requests += 1
-        return self.client.get(self.config.url, params={
-            "key": self.config.api_key, "q": query, "format": "json", "countrycodes": "ke", "limit": 1,
-        })
+        params: dict[str, str | int] = {"key": self.config.api_key, "q": query, "format": "json", "countrycodes": "ke",
+                                        "limit": 1}
+        try:
+            with self.client.stream("GET", self.config.url, params=params) as response:
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise LookupFailed(f"{self._describe(query)}: an answer over {MAX_ANSWER_BYTES} bytes")
+                self.requests += 1
+                return _Answer(response.status_code, body)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            self.budget.give_back()  # never reached the provider: not a request
+            raise
+        except httpx.TransportError:
+            self.requests += 1
+            raise
+
+    def _failed(self, problem: str, attempt: int) -> None:
+        """A transport failure or 5xx: stop the run after too many in a row, else wait before the next attempt."""
+        self.failures_in_a_row += 1
+        if self.failures_in_a_row >= self.config.max_failures:
+            raise ProviderDown(f"{self.config.provider}: {problem} on {self.failures_in_a_row} requests in a row; "
+                               "stopped asking (what was found is kept; the rest is asked next run)")
+        if attempt < ATTEMPTS - 1:
+            clock.sleep(_backoff(attempt))
 
     def search(self, query: str) -> Found | None:
         """The best match, or None when the provider has nothing for `query`."""
         problem = ""
         for attempt in range(ATTEMPTS):
             try:
-                response = self._send(query)
+                answer = self._send(query)
             except httpx.TimeoutException:
                 problem = f"no answer within {self.config.timeout_s:g} s"
-                clock.sleep(_backoff(attempt))
+                self._failed(problem, attempt)
                 continue
             except httpx.TransportError as error:
                 problem = f"connection failed ({type(error).__name__})"
-                clock.sleep(_backoff(attempt))
+                self._failed(problem, attempt)
                 continue
-            status = response.status_code
+            status = answer.status
+            if status >= 500:
+                problem = f"server error HTTP {status}"
+                self._failed(problem, attempt)
+                continue
+            self.failures_in_a_row = 0
             if status == 200:
-                return _first_match(response)
+                return _first_match(answer)
             if status == 404:
                 return None  # LocationIQ's "Unable to geocode"
             if status in (401, 403):
                 raise KeyRejected(f"{self.config.provider} rejected the API key (HTTP {status}): "
                                   "check GEOCODER_API_KEY; nothing more will be asked")
             if status == 429:
-                if "day" in _error_text(response).lower():
+                if "day" in _error_text(answer).lower():
                     self.budget.mark_exhausted()
                     raise BudgetSpent
-                minute = "minute" in _error_text(response).lower()
-                problem = f"rate limited ({_error_text(response) or 'HTTP 429'})"
-                clock.sleep(MINUTE_WINDOW_WAIT_S if minute else SECOND_WINDOW_WAIT_S)
+                minute = "minute" in _error_text(answer).lower()
+                problem = f"rate limited ({_error_text(answer) or 'HTTP 429'})"
+                if attempt < ATTEMPTS - 1:
+                    clock.sleep(MINUTE_WINDOW_WAIT_S if minute else SECOND_WINDOW_WAIT_S)
                 continue
-            if status >= 500:
-                problem = f"server error HTTP {status}"
-                clock.sleep(_backoff(attempt))
-                continue
-            raise LookupFailed(f"{self._describe(query)}: HTTP {status} {_error_text(response)}".strip())
+            raise LookupFailed(f"{self._describe(query)}: HTTP {status} {_error_text(answer)}".strip())
         raise LookupFailed(f"{self._describe(query)}: {problem} after {ATTEMPTS} attempts")
 
 
@@ -160,22 +211,26 @@ def _backoff(attempt: int) -> float:
     return SERVER_ERROR_WAITS_S[min(attempt, len(SERVER_ERROR_WAITS_S) - 1)]
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(answer: _Answer) -> str:
     try:
-        body = response.json()
+        body = answer.json()
     except ValueError:
         return ""
     return str(body.get("error", "")) if isinstance(body, dict) else ""
 
 
-def _first_match(response: httpx.Response) -> Found | None:
+def _first_match(answer: _Answer) -> Found | None:
     try:
-        matches = response.json()
+        matches = answer.json()
         if not matches:
             return None  # Nominatim's "nothing found"
-        best = matches[0]
+        best = matches[0]  # type: ignore[index]
+        lat, lon = float(best["lat"]), float(best["lon"])
         osm_id = best.get("osm_id")
-        return Found(float(best["lat"]), float(best["lon"]), best.get("osm_type"),
-                     int(osm_id) if osm_id not in (None, "") else None, best.get("display_name"))
+        found = Found(lat, lon, best.get("osm_type"), int(osm_id) if osm_id not in (None, "") else None,
+                      best.get("display_name"))
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         raise LookupFailed("the geocoder answered 200 with a body that is not a search result") from None
+    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+        raise LookupFailed(f"the geocoder answered coordinates out of range ({lat}, {lon})")
+    return found

@@ -19,7 +19,7 @@ import psycopg
 import database
 import locks
 from errors import FleetError
-from geocoder import Budget, BudgetSpent, Found, Geocoder, LookupFailed
+from geocoder import Budget, BudgetSpent, Found, Geocoder, KeyRejected, LookupFailed, ProviderDown
 from report import Log
 from settings import GeocoderSettings
 
@@ -255,15 +255,23 @@ class GeocodeRun:
 
 
 def _run(apply: bool, work: Callable[[GeocodeRun], object], log: Log) -> int:
+    """Lock, ask, and in every ending re-place the tickets with what was found; a stop is re-raised after that."""
     config = GeocoderSettings.from_env(need_key=apply)
     with database.connect() as conn:
         if not locks.try_lock(conn, "geocode"):
             log.info("another geocoding run holds the lock; nothing to do")
             return 0
         run = GeocodeRun(conn, config, apply=apply, log=log)
+        stopped: FleetError | None = None
         with run.session():
-            work(run)
-        return run.finish()
+            try:
+                work(run)
+            except (KeyRejected, ProviderDown) as error:
+                stopped = error
+        code = run.finish()
+        if stopped:
+            raise stopped
+        return code
 
 
 def geocode_clusters(apply: bool, log: Log) -> int:

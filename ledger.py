@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 import database
+import settings
 from changefile import FileCounts
 from dataset import Dataset
 from errors import FleetError
@@ -79,7 +80,8 @@ def record_file(cur: psycopg.Cursor, dataset: Dataset, source: Source, status: s
                 error: str | None = None) -> None:
     cur.execute(RECORD_FILE, {
         "dataset": dataset.name, "key": source.key, "etag": source.etag, "size": source.size, "status": status,
-        "error": error, **{name: getattr(counts, name) for name in FileCounts.__dataclass_fields__},
+        "error": settings.redact(error) if error else None,
+        **{name: getattr(counts, name) for name in FileCounts.__dataclass_fields__},
     })
 
 
@@ -139,6 +141,7 @@ def _write_run_log(conn: psycopg.Connection, dataset: Dataset, run_id: int, repo
             "status": "ok" if report.ok else "failed", "files_applied": report.files_applied,
             "files_archived": report.files_archived, "files_rejected": report.files_rejected,
             "inserted": rows.inserted, "updated": rows.updated, "stale": rows.stale,
-            "rows_rejected": rows.rows_rejected, "error": "; ".join(report.errors) or None, "run_id": run_id})
+            "rows_rejected": rows.rows_rejected, "error": settings.redact("; ".join(report.errors)) or None,
+            "run_id": run_id})
         conn.execute(STAMP_RUN_OUTCOME, {"stamp": "last_success_at" if report.ok else "last_failure_at",
                                          "dataset": dataset.name})

@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import psycopg
 
+from errors import FleetError
+
+
+class LockHeld(FleetError):
+    """Another session holds a lock for longer than this one may wait."""
+
 NAMESPACE = 0x464C5454  # "FLTT" = 1179407444
 
 LOCKS = {
@@ -25,6 +31,14 @@ LOCKS = {
 TRY_LOCK = "SELECT pg_try_advisory_lock(%s, %s)"
 LOCK = "SELECT pg_advisory_lock(%s, %s)"
 UNLOCK = "SELECT pg_advisory_unlock(%s, %s)"
+BOUND_WAIT = "SELECT set_config('lock_timeout', %s, true)"
+# A two-number advisory lock shows in pg_locks as classid, objid and objsubid 2.
+HOLDER = """
+SELECT a.pid, a.application_name, a.client_addr::text, a.backend_start, a.state
+FROM pg_locks AS l JOIN pg_stat_activity AS a USING (pid)
+WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s AND l.objsubid = 2
+LIMIT 1
+"""
 
 
 def key(name: str) -> tuple[int, int]:
@@ -42,6 +56,24 @@ def unlock(conn: psycopg.Connection, name: str) -> None:
     conn.execute(UNLOCK, key(name))
 
 
-def lock(conn: psycopg.Connection, name: str) -> None:
-    """Take the session lock `name`, waiting for it as long as it takes."""
-    conn.execute(LOCK, key(name))
+def lock(conn: psycopg.Connection, name: str, *, wait_s: float) -> None:
+    """Take the session lock `name`, waiting at most `wait_s`; LockHeld names the session holding it."""
+    with conn.transaction():
+        # SET LOCAL: the bound ends with this transaction; the session lock outlives it.
+        conn.execute(BOUND_WAIT, (f"{round(wait_s * 1000)}ms",))
+        try:
+            with conn.transaction():
+                conn.execute(LOCK, key(name))
+        except psycopg.errors.LockNotAvailable:
+            raise LockHeld(f"the {name} lock is still held after {wait_s:g} s by {holder(conn, name)}") from None
+
+
+def holder(conn: psycopg.Connection, name: str) -> str:
+    """Who holds the lock `name`, in words: pid, application, client, since when."""
+    row = conn.execute(HOLDER, key(name)).fetchone()
+    if row is None:
+        return "a session that has since let it go"
+    pid, application, client, since, state = row
+    return (f"pid {pid} ({application or 'no application name'} from {client or 'a local socket'}, "
+            f"connected since {since:%Y-%m-%d %H:%M:%S %Z}, {state}); if it is stuck, a DBA can end it with "
+            f"SELECT pg_terminate_backend({pid})")

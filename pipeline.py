@@ -26,9 +26,10 @@ import database
 import ledger
 import load
 import locks
-from bucket import Bucket, ObjectChanged, StorageError, StorageUnavailable, TransferError
+import settings
+from bucket import Bucket, ObjectChanged, StorageError, StorageUnavailable, TransferError, TransferTooSlow
 from changefile import FileCounts, RejectedFile
-from database import WHAT_STAYS, describe_error, lost_connection_ends_run, refused_by_data
+from database import WHAT_STAYS, describe_error, lost_connection_ends_run, out_of_time, refused_by_data
 from dataset import Dataset
 from errors import FleetError, RunAborted
 from faults import fault
@@ -43,10 +44,11 @@ READ_ATTEMPTS = 3
 
 def ingest(dataset: Dataset, *, apply: bool, reseed: bool = False, local_files: Sequence[Path] = ()) -> int:
     """One run: lock, plan, apply, archive, log, post-apply. Returns the exit code."""
+    started = clock.monotonic()
     log = Log(dataset.name)
     limits = RunLimits.from_env()
     bucket = None if local_files else Bucket(BucketSettings.from_env())
-    with database.connect() as conn:
+    with database.connect(limits=limits) as conn:
         if not locks.try_lock(conn, dataset.name):
             log.info("another run of this dataset holds the lock; nothing to do (this is normal when runs overlap)")
             return 0
@@ -58,7 +60,8 @@ def ingest(dataset: Dataset, *, apply: bool, reseed: bool = False, local_files: 
             if apply:
                 with lost_connection_ends_run(conn, "reconciling the ledger with the bucket"):
                     ledger.reconcile_archived(conn, dataset, plan.keys_in_changes)
-        run = IngestRun(conn, dataset, apply=apply, log=log, bucket=bucket, limits=limits)
+        run = IngestRun(conn, dataset, apply=apply, log=log, bucket=bucket, limits=limits,
+                        deadline=started + limits.run_timeout_s)
         run_id = ledger.start_run_log(conn, dataset, "reseed" if reseed else "local" if local_files else "bucket") \
             if apply else None
         try:
@@ -86,7 +89,7 @@ class IngestRun:
     """One run over one dataset: the files of its plan, in order, and what became of each."""
 
     def __init__(self, conn: psycopg.Connection, dataset: Dataset, *, apply: bool, log: Log,
-                 bucket: Bucket | None, limits: RunLimits) -> None:
+                 bucket: Bucket | None, limits: RunLimits, deadline: float) -> None:
         self.conn = conn
         self.dataset = dataset
         self.apply = apply
@@ -94,12 +97,19 @@ class IngestRun:
         self.bucket = bucket
         self.limits = limits
         self.report = IngestReport()
+        self.deadline = deadline
+        """clock.monotonic() after which no new file is started (FLEETTICKETS_RUN_TIMEOUT from the run's start)."""
 
     def run(self, plan: Plan, *, show_progress: bool = False) -> IngestReport:
         # A dry run applies everything in one transaction that is rolled back at
         # the end, each file in a savepoint: its counts see the files before it.
         with self.conn.transaction(force_rollback=True) if not self.apply else nullcontext():
             for number, step in enumerate(plan.steps, start=1):
+                if clock.monotonic() > self.deadline:
+                    self.report.files_deferred = len(plan.steps) - number + 1
+                    self.log.warn(f"the run has taken over {self.limits.run_timeout_s:g} s (FLEETTICKETS_RUN_TIMEOUT): "
+                                  f"{self.report.files_deferred} files wait for the next run")
+                    break
                 if show_progress:
                     self.log.progress(f"[{number}/{len(plan.steps)}] {step.source.name}")
                 self.take(step)
@@ -143,8 +153,13 @@ class IngestRun:
             except ObjectChanged:
                 self.rewritten_meanwhile(source)
                 return
+            except TransferTooSlow as error:
+                self.fail(source, str(error))
+                return
             except TransferError as error:
-                if attempt == READ_ATTEMPTS:
+                # A body that broke off is read again, unless that has already taken the object's time.
+                spent = self.bucket is not None and clock.monotonic() - started > self.bucket.object_timeout_s
+                if attempt == READ_ATTEMPTS or spent:
                     self.fail(source, str(error))
                     return
                 self.log.warn(f"{error}; reading it again ({attempt}/{READ_ATTEMPTS - 1})")
@@ -154,8 +169,14 @@ class IngestRun:
                 return
             except psycopg.Error as error:
                 # Rolled back. Refused for its content (not pinned to a row): it
-                # would fail on every run, so it is quarantined. Otherwise it is
-                # the moment (a deadlock, a timeout), and the next run retries it.
+                # would fail on every run, so it is quarantined. Out of time (a
+                # stuck session holds a lock, or the database crawls): every
+                # next file would wait the same, so the run ends. Otherwise it
+                # is the moment (a deadlock), and the next run retries it.
+                if out_of_time(error):
+                    raise RunAborted(f"the database did not answer in time while applying {source.key} "
+                                     f"({describe_error(error)}; FLEETTICKETS_LOCK_TIMEOUT / "
+                                     f"FLEETTICKETS_STATEMENT_TIMEOUT); {WHAT_STAYS}") from None
                 if refused_by_data(error):
                     self.reject(source, RejectedFile(source.key, None,
                                                      f"the database refuses the file: {describe_error(error)}"))
@@ -216,7 +237,7 @@ class IngestRun:
         destination = self.dataset.rejected_prefix + source.archived_name
         try:
             self.bucket.copy(source.key, source.etag, destination)
-            self.bucket.put_text(destination + ".error.txt", f"{source.key}\n{reason}\n")
+            self.bucket.put_text(destination + ".error.txt", settings.redact(f"{source.key}\n{reason}\n"))
             self.bucket.delete(source.key, source.etag)
         except ObjectChanged:
             self.rewritten_meanwhile(source)

@@ -44,6 +44,8 @@ class IngestReport:
     files_skipped: int = 0
     files_rewritten: int = 0
     """Rewritten by the export during the run: left in changes/ for the next run."""
+    files_deferred: int = 0
+    """Not started because the run reached FLEETTICKETS_RUN_TIMEOUT: left for the next run."""
     rows: FileCounts = field(default_factory=FileCounts)
     errors: list[str] = field(default_factory=list)
 
@@ -55,6 +57,7 @@ class IngestReport:
         rows = self.rows
         lead = "done" if apply else "dry run, nothing written or moved"
         rewritten = f", {self.files_rewritten} rewritten during the run" if self.files_rewritten else ""
+        rewritten += f", {self.files_deferred} left for the next run (time limit)" if self.files_deferred else ""
         return (f"{lead}: {self.files_applied} files applied, {self.files_archived} archived, "
                 f"{self.files_rejected} rejected, {self.files_failed} failed, {self.files_skipped} already "
                 f"applied{rewritten}; rows: {rows.inserted} new, {rows.updated} updated, {rows.stale} stale, "

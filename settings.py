@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from psycopg.conninfo import conninfo_to_dict
 
@@ -53,11 +54,23 @@ VARIABLES = (
              default="4500"),
     Variable("GEOCODER_RPS", "requests per second (the free plan allows 2/s but only 60/min)", default="1"),
     Variable("GEOCODER_TIMEOUT", "seconds to wait for one geocoder answer", default="10", in_env_example=False),
+    Variable("GEOCODER_MAX_FAILURES", "timeouts, failed connections or 5xx answers in a row after which a geocoding "
+             "run stops asking and exits 1", default="3", in_env_example=False),
     Variable("AWS_MAX_ATTEMPTS", "attempts botocore makes per S3 request before the run gives up on the bucket",
              default="5", in_env_example=False),
     Variable("FLEETTICKETS_MAX_OBJECT_BYTES",
              "a change file larger than this (by the listing's size) is rejected without being read",
              default="536870912"),
+    Variable("FLEETTICKETS_RUN_TIMEOUT", "seconds after which an ingest run starts no new file (the rest wait for "
+             "the next run); well under the 20-minute schedule", default="900"),
+    Variable("FLEETTICKETS_OBJECT_TIMEOUT", "seconds one change file may take to read from the bucket before it is "
+             "left for the next run", default="300"),
+    Variable("FLEETTICKETS_STATEMENT_TIMEOUT", "seconds one SQL statement of an ingest run may take", default="300"),
+    Variable("FLEETTICKETS_LOCK_TIMEOUT", "seconds an ingest run waits for a row or table lock another session holds",
+             default="30"),
+    Variable("FLEETTICKETS_MIGRATION_LOCK_WAIT", "seconds `run_migrations.py` waits for another deploy's migrations "
+             "before it gives up naming the holder", default="300", in_env_example=False),
+    Variable("FLEETTICKETS_DEBUG", "`1` adds a (redacted) traceback to an unexpected error", in_env_example=False),
     Variable("FLEETTICKETS_FAULT", "crash-test hook: names a step at which the process kills itself (tests only)",
              "never in production", in_env_example=False),
 )
@@ -121,12 +134,15 @@ class BucketSettings:
     region: str
     max_attempts: int
     """Attempts botocore makes per request (its own retries and backoff)."""
+    object_timeout_s: float
+    """The longest one object may take to read, however its bytes trickle in."""
 
     @classmethod
     def from_env(cls) -> BucketSettings:
         return cls(endpoint=url("RUSTFS_ENDPOINT"), access_key=required("RUSTFS_ACCESS_KEY"),
                    secret_key=required("RUSTFS_SECRET_KEY"), name=text("RUSTFS_BUCKET"),
-                   region=text("RUSTFS_REGION"), max_attempts=int(number("AWS_MAX_ATTEMPTS")))
+                   region=text("RUSTFS_REGION"), max_attempts=int(number("AWS_MAX_ATTEMPTS")),
+                   object_timeout_s=number("FLEETTICKETS_OBJECT_TIMEOUT", float))
 
 
 @dataclass(frozen=True)
@@ -140,13 +156,15 @@ class GeocoderSettings:
     rps: float
     timeout_s: float
     """Seconds to wait for one answer."""
+    max_failures: int
+    """Transport failures or 5xx answers in a row after which the provider counts as down."""
 
     @classmethod
     def from_env(cls, *, need_key: bool) -> GeocoderSettings:
         return cls(url=url("GEOCODER_URL", need=False),
                    api_key=required("GEOCODER_API_KEY") if need_key else _raw("GEOCODER_API_KEY"),
                    daily_budget=int(number("GEOCODER_DAILY_BUDGET")), rps=number("GEOCODER_RPS", float),
-                   timeout_s=number("GEOCODER_TIMEOUT", float))
+                   timeout_s=number("GEOCODER_TIMEOUT", float), max_failures=int(number("GEOCODER_MAX_FAILURES")))
 
     @property
     def provider(self) -> str:
@@ -156,28 +174,60 @@ class GeocoderSettings:
 
 @dataclass(frozen=True)
 class RunLimits:
+    """The bounds that keep an unattended ingest run from hanging or holding its lock for long."""
+
     max_object_bytes: int
     """A change file larger than this is rejected from the listing, unread."""
+    run_timeout_s: float
+    """After this long a run starts no new file; the rest are applied next run."""
+    statement_timeout_s: float
+    lock_timeout_s: float
 
     @classmethod
     def from_env(cls) -> RunLimits:
-        return cls(max_object_bytes=int(number("FLEETTICKETS_MAX_OBJECT_BYTES")))
+        return cls(max_object_bytes=int(number("FLEETTICKETS_MAX_OBJECT_BYTES")),
+                   run_timeout_s=number("FLEETTICKETS_RUN_TIMEOUT", float),
+                   statement_timeout_s=number("FLEETTICKETS_STATEMENT_TIMEOUT", float),
+                   lock_timeout_s=number("FLEETTICKETS_LOCK_TIMEOUT", float))
 
 
 def database_url() -> str:
-    return required("DATABASE_URL")
+    """DATABASE_URL, checked to parse: a malformed one is named without echoing any of it."""
+    value = required("DATABASE_URL")
+    try:
+        conninfo_to_dict(value)
+    except Exception:
+        raise ConfigError("DATABASE_URL is not a valid connection string: check its form "
+                          "(postgresql://user:password@host:5432/dbname) and percent-encoding (a % in the password "
+                          "is written %25, an @ %40, a / %2F)") from None
+    return value
+
+
+def debug() -> bool:
+    return _raw("FLEETTICKETS_DEBUG") == "1"
 
 
 # -- secrets ---------------------------------------------------------------------------------------------------
 
+# user:password@ in a URL, found without parsing it: a URL that does not parse
+# may still be printed by whoever fails to parse it.
+USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@")
+URLS_WITH_CREDENTIALS = ("DATABASE_URL", "RUSTFS_ENDPOINT", "GEOCODER_URL")
+
+
 def secrets() -> list[str]:
     """Every secret value this process could know about, longest first."""
     values = [_raw(variable.name) for variable in VARIABLES if variable.secret]
+    for name in URLS_WITH_CREDENTIALS:
+        match = USERINFO.match(_raw(name))
+        if match:
+            password = match[1].partition(":")[2]
+            values += [match[1], password, unquote(password)]
     database = _raw("DATABASE_URL")
     if database:
-        with contextlib.suppress(Exception):  # an unparseable URL is still redacted whole
+        with contextlib.suppress(Exception):  # an unparseable URL is still redacted whole, and its userinfo
             values.append(str(conninfo_to_dict(database).get("password") or ""))
-    return sorted((value for value in values if len(value) >= 3), key=len, reverse=True)
+    return sorted({value for value in values if len(value) >= 3}, key=len, reverse=True)
 
 
 def redact(message: str, known: Iterable[str] | None = None) -> str:

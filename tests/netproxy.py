@@ -29,11 +29,14 @@ class Proxy:
     cut_after_upstream_bytes: int | None = None
     inflate_content_length_for: str | None = None
     """A path fragment: responses to requests for it claim 2 GiB and end early."""
+    stall_body_for: str | None = None
+    """A path fragment: responses to requests for it send their headers and a few bytes, then nothing more."""
     upstream_bytes: int = 0
     _listener: socket.socket | None = None
     _connections: list[socket.socket] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _accepting: bool = True
+    _released: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> Proxy:
         self._listener = socket.socket()
@@ -60,7 +63,7 @@ class Proxy:
                 continue
             with self._lock:
                 self._connections += [client, upstream]
-            state = {"inflate": False}
+            state = {"inflate": False, "stall": False}
             threading.Thread(target=self._pipe, args=(client, upstream, True, state), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, False, state), daemon=True).start()
 
@@ -78,6 +81,12 @@ class Proxy:
                         return
                     if self.inflate_content_length_for and self.inflate_content_length_for.encode() in data:
                         state["inflate"] = True
+                    if self.stall_body_for and self.stall_body_for.encode() in data:
+                        state["stall"] = True
+                elif state["stall"] and b"\r\n\r\n" in data:
+                    sink.sendall(data[:data.index(b"\r\n\r\n") + 4 + 10])
+                    self._released.wait()  # a server that stops sending, but keeps the connection open
+                    return
                 elif state["inflate"] and b"\r\n\r\n" in data:
                     sink.sendall(re.sub(rb"(?i)content-length: *\d+", b"Content-Length: 2147483648", data))
                     break  # the body ends here, 2 GiB short of its claim
@@ -105,6 +114,7 @@ class Proxy:
         self.cut_after_upstream_bytes = None
 
     def stop(self) -> None:
+        self._released.set()
         self.down()
         if self._listener:
             self._listener.close()

@@ -182,22 +182,25 @@ def test_a_rejected_key_stops_at_once_with_a_clear_line(db, geocoder, run_import
     assert KEY not in outcome.output
 
 
-def test_timeouts_are_retried_then_reported_and_cooled_off(db, geocoder, run_import, tmp_path, monkeypatch):
+def test_timeouts_in_a_row_stop_the_run_and_blame_the_provider_not_the_place(db, geocoder, run_import, tmp_path,
+                                                                             monkeypatch):
     monkeypatch.setenv("GEOCODER_TIMEOUT", "0.2")
     load(run_import, tmp_path, "inc", open_ticket("INC000000000001"))
     geocoder.places = {"Kilimani": KILIMANI}
-    geocoder.script = [Scripted(delay_s=0.6) for _ in range(ATTEMPTS)]
+    geocoder.script = [Scripted(delay_s=0.6) for _ in range(3)]
 
     outcome = run_import("inc", "--geocode-clusters", "--apply")
 
     assert outcome.code == 1
-    assert len(geocoder.requests) == ATTEMPTS
-    assert f"no answer within 0.2 s after {ATTEMPTS} attempts" in outcome.err
-    assert db.query("SELECT status, attempts FROM tickets.geo_clusters") == [("error", 1)]
+    assert len(geocoder.requests) == 3
+    assert "no answer within 0.2 s on 3 requests in a row; stopped asking" in outcome.err
+    assert db.scalar("SELECT requests FROM tickets.geocode_budget") == 3  # each was sent, so each counts
+    assert db.scalar("SELECT count(*) FROM tickets.geo_clusters") == 0  # not cached as the place's fault
     assert KEY not in outcome.output
 
     again = run_import("inc", "--geocode-clusters", "--apply")
-    assert again.code == 0 and len(geocoder.requests) == ATTEMPTS  # cooling off, not asked again
+    assert again.code == 0 and len(geocoder.requests) == 4  # asked again next run, and found
+    assert db.scalar("SELECT status FROM tickets.geo_clusters") == "ok"
 
 
 def test_nominatims_empty_list_is_a_cached_miss(db, geocoder, run_import, tmp_path):

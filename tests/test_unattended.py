@@ -1,0 +1,358 @@
+"""Running unattended for years: deadlines on every wait, a geocoder that gives up on a dead provider, secrets in
+no output, one line for the unforeseen, and a health check that says what is wrong."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import socket
+
+import psycopg
+import pytest
+
+import clock
+import locks
+import run_migrations
+import status
+from conftest import table_state
+from fake_locationiq import FakeLocationIQ, Scripted
+from netproxy import Proxy
+from oracle import reference_state
+from processes import finish
+from streamdata import changes, csv_text, ticket_fields
+
+EAT = dt.timezone(dt.timedelta(hours=3))
+
+
+def three_files(bucket) -> list[tuple[str, bytes]]:
+    files = []
+    for minute, ticket in [(0, 1), (20, 2), (40, 3)]:
+        name = f"2026-11-20T06-{minute:02d}-00.csv"
+        content = csv_text([ticket_fields(f"INC00000000000{ticket}")]).encode()
+        bucket.put(changes("inc", name[:-4]), content)
+        files.append((name, content))
+    return files
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if ": error: " in line]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# -- deadlines ------------------------------------------------------------------------------------------------
+
+def test_a_storage_server_that_stalls_mid_body_ends_the_run_within_the_object_deadline(
+        ingests, db, bucket, s3_server, monkeypatch):
+    files = three_files(bucket)
+    proxy = Proxy(int(s3_server.rsplit(":", 1)[1]), stall_body_for="2026-11-20T06-20-00").start()
+    started = clock.monotonic()
+    try:
+        code, _out, err = finish(ingests.start({"RUSTFS_ENDPOINT": f"http://127.0.0.1:{proxy.port}",
+                                                "FLEETTICKETS_OBJECT_TIMEOUT": "2"}))
+    finally:
+        proxy.stop()
+
+    assert clock.monotonic() - started < 15
+    assert code == 1
+    assert "2026-11-20T06-20-00.csv" in one_error_line(err)
+    assert table_state(db, "inc") == reference_state([files[0], files[2]], "INC")
+    assert bucket.keys("automations/inc/changes/") == [changes("inc", "2026-11-20T06-20-00")]
+    assert db.scalar("SELECT count(*) FROM tickets.ingest_files WHERE key LIKE '%%06-20-00%%'") == 0
+
+
+def test_a_lock_held_by_a_stuck_session_ends_the_run_within_the_lock_timeout(ingests, db, bucket):
+    files = three_files(bucket)
+    with db.connect() as stuck:
+        stuck.execute("BEGIN")
+        stuck.execute("LOCK TABLE tickets.inc IN ACCESS EXCLUSIVE MODE")
+        started = clock.monotonic()
+        code, _out, err = finish(ingests.start({"FLEETTICKETS_LOCK_TIMEOUT": "1"}))
+        took = clock.monotonic() - started
+        stuck.execute("ROLLBACK")
+
+    assert took < 15
+    assert code == 1
+    line = one_error_line(err)
+    assert "did not answer in time" in line and "lock timeout" in line
+    assert db.scalar("SELECT count(*) FROM tickets.ingest_files") == 0
+    assert db.scalar("SELECT status FROM tickets.ingest_runs") == "failed"
+    assert len(bucket.keys("automations/inc/changes/")) == 3
+
+    code, _out, err = finish(ingests.start())
+    assert code == 0, err
+    assert table_state(db, "inc") == reference_state(files, "INC")
+
+
+def test_past_the_run_deadline_no_new_file_is_started(ingests, db, bucket):
+    files = three_files(bucket)
+
+    code, _out, err = finish(ingests.start({"FLEETTICKETS_RUN_TIMEOUT": "0.001"}))
+
+    assert code == 0, err
+    assert "3 files wait for the next run" in err
+    assert db.scalar("SELECT count(*) FROM tickets.ingest_files") == 0
+    code, _out, err = finish(ingests.start())
+    assert code == 0, err
+    assert table_state(db, "inc") == reference_state(files, "INC")
+
+
+def test_migrations_wait_a_bounded_time_for_their_lock_and_name_the_holder(db, capsys, monkeypatch):
+    monkeypatch.setenv("FLEETTICKETS_MIGRATION_LOCK_WAIT", "0.5")
+    with db.connect() as holder:
+        holder.execute("SET application_name = 'a stuck deploy'")
+        assert locks.try_lock(holder, "migrations")
+        pid = holder.info.backend_pid
+        started = clock.monotonic()
+        code = run_migrations.main([])
+    err = capsys.readouterr().err
+
+    assert clock.monotonic() - started < 5
+    assert code == 1
+    assert f"the migrations lock is still held after 0.5 s by pid {pid} (a stuck deploy" in one_error_line(err)
+
+
+# -- the geocoder under provider failure ------------------------------------------------------------------------
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def waits(monkeypatch) -> list[float]:
+    recorded: list[float] = []
+    monkeypatch.setattr(clock, "sleep", recorded.append)
+    return recorded
+
+
+def pending_clusters(run_import, tmp_path, count: int) -> None:
+    path = tmp_path / "2026-11-20T06-00-00.csv"
+    path.write_text(csv_text([ticket_fields(f"INC{n:012d}", cluster=f"Cluster {n:02d}") for n in range(count)]))
+    assert run_import("inc", "--inc-csv", str(path), "--apply").code == 0
+
+
+def test_an_unreachable_provider_ends_the_run_at_once_and_costs_no_budget(db, run_import, tmp_path, waits,
+                                                                           monkeypatch):
+    pending_clusters(run_import, tmp_path, 15)
+    monkeypatch.setenv("GEOCODER_URL", f"http://127.0.0.1:{closed_port()}/v1/search")
+    monkeypatch.setenv("GEOCODER_API_KEY", "pk.test")
+
+    outcome = run_import("inc", "--geocode-clusters", "--apply")
+
+    assert outcome.code == 1
+    line = one_error_line(outcome.err)
+    assert line.startswith("geocode: error: 127.0.0.1:") and "on 3 requests in a row; stopped asking" in line
+    assert sum(wait for wait in waits if wait >= 1) <= 12  # backoff between attempts, none after the last
+    assert db.scalar("SELECT coalesce(sum(requests), 0) FROM tickets.geocode_budget") == 0  # nothing was sent
+    assert db.scalar("SELECT count(*) FROM tickets.geo_clusters") == 0  # nothing cached as an error either
+
+
+def test_server_errors_in_a_row_stop_the_run_and_what_was_found_is_placed(db, run_import, tmp_path, waits,
+                                                                          monkeypatch):
+    pending_clusters(run_import, tmp_path, 4)
+    fake = FakeLocationIQ(places={"Cluster 00": (-1.29, 36.78)},
+                          script=[Scripted(), Scripted(503), Scripted(502), Scripted(500), Scripted()]).start()
+    monkeypatch.setenv("GEOCODER_URL", fake.url)
+    monkeypatch.setenv("GEOCODER_API_KEY", "pk.test")
+    monkeypatch.setenv("GEOCODER_RPS", "1000")
+    try:
+        outcome = run_import("inc", "--geocode-clusters", "--apply")
+    finally:
+        fake.stop()
+
+    assert outcome.code == 1
+    assert "server error HTTP 500 on 3 requests in a row" in one_error_line(outcome.err)
+    assert len(fake.requests) == 4
+    assert db.scalar("SELECT requests FROM tickets.geocode_budget") == 4
+    assert db.scalar("SELECT geo_source FROM tickets.inc WHERE ticket_id = 'INC000000000000'") == "cluster"
+
+
+def test_tickets_found_before_a_rejected_key_are_placed(db, run_import, tmp_path, waits, monkeypatch):
+    pending_clusters(run_import, tmp_path, 3)
+    fake = FakeLocationIQ(places={"Cluster 00": (-1.29, 36.78), "Cluster 01": (-1.30, 36.79)},
+                          script=[Scripted(), Scripted(), Scripted(403, "Invalid key")]).start()
+    monkeypatch.setenv("GEOCODER_URL", fake.url)
+    monkeypatch.setenv("GEOCODER_API_KEY", "pk.test")
+    monkeypatch.setenv("GEOCODER_RPS", "1000")
+    try:
+        outcome = run_import("inc", "--geocode-clusters", "--apply")
+    finally:
+        fake.stop()
+
+    assert outcome.code == 1
+    assert "rejected the API key (HTTP 403)" in one_error_line(outcome.err)
+    assert dict(db.query("SELECT ticket_id, geo_source FROM tickets.inc")) == {
+        "INC000000000000": "cluster", "INC000000000001": "cluster", "INC000000000002": None}
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    ([{"lat": "NaN", "lon": "36.8", "osm_type": "way", "osm_id": "1"}], "coordinates out of range"),
+    ([{"lat": "-1.29", "lon": "236.8", "osm_type": "way", "osm_id": "1"}], "coordinates out of range"),
+    ([{"lat": "-1.29", "lon": "36.8", "display_name": "x" * (2 << 20)}], "an answer over 1048576 bytes"),
+], ids=["nan", "longitude-out-of-range", "two-megabyte-answer"])
+def test_an_answer_that_is_not_a_place_is_cached_as_an_error(db, run_import, tmp_path, waits, monkeypatch,
+                                                             body, reason):
+    pending_clusters(run_import, tmp_path, 1)
+    fake = FakeLocationIQ(script=[Scripted(body=body)]).start()
+    monkeypatch.setenv("GEOCODER_URL", fake.url)
+    monkeypatch.setenv("GEOCODER_API_KEY", "pk.test")
+    try:
+        outcome = run_import("inc", "--geocode-clusters", "--apply")
+    finally:
+        fake.stop()
+
+    assert outcome.code == 1
+    assert reason in outcome.err
+    assert db.query("SELECT status, lat FROM tickets.geo_clusters") == [("error", None)]
+
+
+# -- secrets ------------------------------------------------------------------------------------------------------
+
+PASSWORD = "pa%ss$w@rd"
+S3_SECRET = "s3-secret-Zq8v"
+GEOCODER_KEY = "pk.geocoder-secret-9931"
+SECRETS = [PASSWORD, "pa%25ss%24w%40rd", S3_SECRET, GEOCODER_KEY, "userinfo-pw-77"]
+
+
+def assert_no_secret(*outputs: str) -> None:
+    for output in outputs:
+        for secret in SECRETS:
+            assert secret not in output, f"{secret!r} printed in {output!r}"
+
+
+def test_no_secret_reaches_any_output_of_any_failing_path(db, bucket, run_import, monkeypatch, tmp_path):
+    monkeypatch.setenv("RUSTFS_SECRET_KEY", S3_SECRET)
+    monkeypatch.setenv("GEOCODER_API_KEY", GEOCODER_KEY)
+    good_url = db.url
+    outputs: list[str] = []
+
+    def run(dataset: str, *args: str) -> None:
+        outcome = run_import(dataset, *args)
+        outputs.append(outcome.output)
+
+    # A rejected file and a bad row, whose reasons quote the secrets; then --status.
+    bucket.put(changes("inc", "2026-11-20T06-00-00"), f"id,{S3_SECRET}\nINC1,{GEOCODER_KEY}\n")
+    bucket.put(changes("inc", "2026-11-20T06-20-00"), csv_text([ticket_fields(f"INC{GEOCODER_KEY}")]))
+    run("inc", "--from-bucket", "--apply")
+    run("inc", "--status")
+    # A database URL that does not parse, one that cannot be reached, userinfo in an endpoint.
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://fleettickets:{PASSWORD}@127.0.0.1:1/x")
+    run("inc", "--from-bucket", "--apply")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://fleettickets:pa%25ss%24w%40rd@127.0.0.1:1/x")
+    monkeypatch.setattr("database.CONNECT_ATTEMPTS", 1)
+    run("inc", "--status")
+    monkeypatch.setenv("DATABASE_URL", good_url)
+    monkeypatch.setenv("RUSTFS_ENDPOINT", f"http://someone:userinfo-pw-77@127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    run("inc", "--from-bucket", "--apply")
+    monkeypatch.setenv("GEOCODER_URL", f"http://someone:userinfo-pw-77@127.0.0.1:{closed_port()}/v1/search")
+    monkeypatch.setattr(clock, "sleep", lambda _s: None)
+    run("inc", "--geocode-clusters", "--apply")
+    # Something nobody foresaw, carrying a secret in its message, with and without the debug traceback.
+    monkeypatch.setattr("status.print_status", lambda _dataset: (_ for _ in ()).throw(RuntimeError(S3_SECRET)))
+    run("inc", "--status")
+    monkeypatch.setenv("FLEETTICKETS_DEBUG", "1")
+    run("inc", "--status")
+
+    # The files and rows kept word for word are data, not output: only what the run says about them is searched.
+    error_files = [key for key in bucket.keys("automations/inc/rejected/") if key.endswith(".error.txt")]
+    assert error_files
+    assert_no_secret(*outputs, *(str(row) for row in db.query("SELECT * FROM tickets.ingest_runs")),
+                     *(str(row) for row in db.query("SELECT * FROM tickets.ingest_files")),
+                     *(bucket.get(key).decode() for key in error_files))
+    assert "DATABASE_URL is not a valid connection string" in outputs[2]
+    assert "unexpected RuntimeError: *** (this is a bug" in outputs[-2] and "Traceback" not in outputs[-2]
+    assert "Traceback" in outputs[-1]
+
+
+# -- --check ------------------------------------------------------------------------------------------------------
+
+def now_stamp(minutes_ago: float = 0) -> str:
+    return (dt.datetime.now(EAT) - dt.timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H-%M-%S")
+
+
+def test_export_hours_count_only_between_six_and_nine_in_the_evening():
+    day = dt.date(2026, 11, 20)
+    at = lambda hour, minute=0: dt.datetime.combine(day, dt.time(hour, minute), EAT)  # noqa: E731
+    assert status.export_hours_between(at(20, 40), at(23)) == dt.timedelta(minutes=20)
+    assert status.export_hours_between(at(20, 40), at(5) + dt.timedelta(days=1)) == dt.timedelta(minutes=20)
+    assert status.export_hours_between(at(20, 40), at(6, 50) + dt.timedelta(days=1)) == dt.timedelta(minutes=70)
+    assert status.export_hours_between(at(20, 40), at(7) + dt.timedelta(days=1)) == dt.timedelta(minutes=80)
+    assert status.export_hours_between(at(7), at(8)) == dt.timedelta(hours=1)
+
+
+@pytest.fixture
+def fresh_run(db, bucket, run_import):
+    key = changes("inc", now_stamp(5))
+    bucket.put(key, csv_text([ticket_fields("INC000000000001")]))
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+    return key
+
+
+def test_check_is_healthy_after_a_fresh_run(fresh_run, run_import):
+    outcome = run_import("inc", "--check")
+    assert outcome.code == 0, outcome.output
+    assert re.fullmatch(r"inc: healthy: last success 0 min ago, newest change file exported [0-9]+ min ago\n",
+                        outcome.out)
+
+
+@pytest.mark.parametrize("condition", ["last run failed", "no recent success", "export stopped", "rejected waiting",
+                                       "not archived"])
+def test_check_is_unhealthy_saying_why(fresh_run, db, bucket, run_import, monkeypatch, condition):
+    expected = {
+        "last run failed": "the last run failed: S3 reading",
+        "no recent success": "no successful run for",
+        "export stopped": "the newest change file was exported",
+        "rejected waiting": "1 files wait in automations/inc/rejected/",
+        "not archived": "1 applied files not archived for over an hour",
+    }[condition]
+    args = []
+    if condition == "last run failed":
+        db.execute("INSERT INTO tickets.ingest_runs (dataset, mode, status, finished_at, error) "
+                   "VALUES ('inc', 'bucket', 'failed', now(), 'S3 reading x failed')")
+    elif condition == "no recent success":
+        db.execute("UPDATE tickets.import_meta SET metadata = metadata || "
+                   "jsonb_build_object('last_success_at', now() - interval '3 days') WHERE dataset = 'inc'")
+        args = ["--max-run-age", "1"]
+    elif condition == "export stopped":
+        # Noon the next day, inside export hours whenever the test runs; "now" as the database sees it.
+        noon = dt.datetime.combine(dt.datetime.now(EAT).date() + dt.timedelta(days=1), dt.time(12), EAT)
+        monkeypatch.setenv("PGOPTIONS", f"-c fleettickets.now={noon.isoformat()}")
+        args = ["--max-file-age", "60", "--max-run-age", "100000"]
+    elif condition == "rejected waiting":
+        bucket.put("automations/inc/rejected/2026-11-20T06-00-00.csv", "id\n")
+        bucket.put("automations/inc/rejected/2026-11-20T06-00-00.csv.error.txt", "why\n")
+    else:
+        db.execute("UPDATE tickets.ingest_files SET archived_at = NULL, applied_at = now() - interval '2 hours'")
+
+    outcome = run_import("inc", "--check", *args)
+
+    assert outcome.code == 1
+    assert outcome.out.startswith("inc: unhealthy: ") and outcome.out.count("\n") == 1
+    assert expected in outcome.out
+
+
+def test_check_without_a_database_is_unhealthy_in_one_line(bucket, run_import, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/x")
+    monkeypatch.setattr("database.CONNECT_ATTEMPTS", 1)
+    outcome = run_import("inc", "--check")
+    assert outcome.code == 1
+    assert "cannot connect to the database" in one_error_line(outcome.err)
+
+
+def test_the_lock_timeout_reaches_the_session(db, monkeypatch):
+    import database
+    import settings
+
+    monkeypatch.setenv("FLEETTICKETS_LOCK_TIMEOUT", "7")
+    monkeypatch.setenv("FLEETTICKETS_STATEMENT_TIMEOUT", "120")
+    with database.connect(limits=settings.RunLimits.from_env()) as conn:
+        assert conn.execute("SHOW lock_timeout").fetchone()[0] == "7s"
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "2min"
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        monkeypatch.setenv("FLEETTICKETS_STATEMENT_TIMEOUT", "0.2")
+        with database.connect(limits=settings.RunLimits.from_env()) as conn:
+            conn.execute("SELECT pg_sleep(2)")
