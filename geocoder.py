@@ -157,6 +157,9 @@ class Geocoder:
         except httpx.TransportError:
             self.requests += 1
             raise
+        except httpx.DecodingError:  # an answer whose encoding (gzip, charset) is broken: not a search result
+            self.requests += 1
+            raise LookupFailed(f"{self._describe(query)}: an answer that cannot be decoded") from None
 
     def _failed(self, problem: str, attempt: int) -> None:
         """A transport failure or 5xx: stop the run after too many in a row, else wait before the next attempt."""

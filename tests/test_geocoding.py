@@ -9,7 +9,7 @@ import pytest
 
 import clock
 from fake_locationiq import FakeLocationIQ, Scripted
-from geocoder import ATTEMPTS, SECOND_WINDOW_WAIT_S
+from geocoder import SECOND_WINDOW_WAIT_S
 from streamdata import csv_text, ticket_fields
 
 KEY = "pk.test-secret-key-0123456789"
