@@ -73,7 +73,7 @@ class RejectedFile(FleetError):
 
 @dataclass
 class FileCounts:
-    """What reading and applying one file did; every number is a count of CSV records."""
+    """What reading one file found; every number is a count of CSV records."""
 
     rows_read: int = 0
     """Records after the header that are not blank: each is staged, dropped or rejected."""
@@ -83,10 +83,6 @@ class FileCounts:
     blank_lines: int = 0
     """Blank or whitespace-only lines, before the header or between records: skipped."""
     rows_rejected: int = 0
-    duplicates: int = 0
-    inserted: int = 0
-    updated: int = 0
-    stale: int = 0
 
     def add(self, other: FileCounts) -> None:
         for name in self.__dataclass_fields__:

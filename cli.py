@@ -8,6 +8,7 @@ rejected, failed or could not be reached; 2 wrong usage; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -98,6 +99,7 @@ def main(dataset: Dataset, argv: Sequence[str] | None = None, commands: Sequence
     if not (chosen or args.status or args.check or args.from_bucket or args.csv):
         parser.error(f"say where the files are: --from-bucket or --{dataset.name}-csv FILE")
     log = Log(chosen[0].log_name if chosen else dataset.name)
+    quiet_libraries()
     try:
         if args.status:
             return status.print_status(dataset)
@@ -127,6 +129,14 @@ def check(dataset: Dataset, log: Log, max_run_age_min: float, max_file_age_min: 
                                         rejected_waiting=waiting)
     log.info(line)
     return EXIT_OK if healthy else EXIT_FAILED
+
+
+def quiet_libraries() -> None:
+    """Libraries' own log records (psycopg's "error ignored terminating copy" after a lost connection) would
+    print beside our one line; what they report is in that line already."""
+    for name in ("psycopg", "botocore", "httpx"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
+        logging.getLogger(name).propagate = False
 
 
 def last_resort(log: Log, error: Exception) -> None:

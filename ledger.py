@@ -18,22 +18,30 @@ import settings
 from changefile import FileCounts
 from dataset import Dataset
 from errors import FleetError
-from report import IngestReport
+from report import IngestReport, TicketCounts
 
 if TYPE_CHECKING:
     from plan import Source
 
 RECORD_FILE = """
 INSERT INTO tickets.ingest_files AS f (dataset, key, etag, size_bytes, status, rows_read, alarms_dropped, sentinels,
-                                       blank_lines, duplicates, inserted, updated, stale, rows_rejected, error)
+                                       blank_lines, duplicates, inserted, updated, stale, rows_rejected, error,
+                                       batch_id)
 VALUES (%(dataset)s, %(key)s, %(etag)s, %(size)s, %(status)s, %(rows_read)s, %(alarms_dropped)s, %(sentinels)s,
-        %(blank_lines)s, %(duplicates)s, %(inserted)s, %(updated)s, %(stale)s, %(rows_rejected)s, %(error)s)
+        %(blank_lines)s, %(duplicates)s, %(inserted)s, %(updated)s, %(stale)s, %(rows_rejected)s, %(error)s,
+        %(batch_id)s)
 ON CONFLICT (dataset, key, etag) DO UPDATE
     SET size_bytes = excluded.size_bytes, status = excluded.status, rows_read = excluded.rows_read,
         alarms_dropped = excluded.alarms_dropped, sentinels = excluded.sentinels, blank_lines = excluded.blank_lines,
         duplicates = excluded.duplicates, inserted = excluded.inserted, updated = excluded.updated,
-        stale = excluded.stale, rows_rejected = excluded.rows_rejected, error = excluded.error, applied_at = now(),
-        archived_at = NULL
+        stale = excluded.stale, rows_rejected = excluded.rows_rejected, error = excluded.error,
+        batch_id = excluded.batch_id, applied_at = now(), archived_at = NULL
+"""
+
+RECORD_BATCH = """
+INSERT INTO tickets.ingest_batches (dataset, files, rows_staged, duplicates, inserted, updated, stale)
+VALUES (%(dataset)s, %(files)s, %(staged)s, %(duplicates)s, %(inserted)s, %(updated)s, %(stale)s)
+RETURNING batch_id
 """
 
 ADVANCE_WATERMARK = """
@@ -64,7 +72,8 @@ START_RUN = "INSERT INTO tickets.ingest_runs (dataset, mode) VALUES (%s, %s) RET
 FINISH_RUN = """
 UPDATE tickets.ingest_runs
 SET finished_at = clock_timestamp(), status = %(status)s, files_applied = %(files_applied)s,
-    files_archived = %(files_archived)s, files_rejected = %(files_rejected)s, rows_inserted = %(inserted)s,
+    files_archived = %(files_archived)s, files_rejected = %(files_rejected)s, batches = %(batches)s,
+    rows_inserted = %(inserted)s,
     rows_updated = %(updated)s, rows_stale = %(stale)s, rows_rejected = %(rows_rejected)s, error = %(error)s
 WHERE run_id = %(run_id)s
 """
@@ -76,13 +85,24 @@ WHERE dataset = %(dataset)s
 """
 
 
-def record_file(cur: psycopg.Cursor, dataset: Dataset, source: Source, status: str, counts: FileCounts,
-                error: str | None = None) -> None:
+def record_file(cur: psycopg.Cursor, dataset: Dataset, source: Source, status: str, counts: FileCounts, *,
+                tickets: TicketCounts | None = None, batch_id: int | None = None, error: str | None = None) -> None:
+    """One file version in the ledger; `tickets` only when the file was applied alone (a batch of one)."""
     cur.execute(RECORD_FILE, {
         "dataset": dataset.name, "key": source.key, "etag": source.etag, "size": source.size, "status": status,
-        "error": settings.redact(error) if error else None,
+        "error": settings.redact(error) if error else None, "batch_id": batch_id,
         **{name: getattr(counts, name) for name in FileCounts.__dataclass_fields__},
+        **{name: getattr(tickets, name) if tickets else None for name in ("duplicates", "inserted", "updated",
+                                                                           "stale")},
     })
+
+
+def record_batch(cur: psycopg.Cursor, dataset: Dataset, files: int, tickets: TicketCounts) -> int:
+    row = cur.execute(RECORD_BATCH, {"dataset": dataset.name, "files": files, "staged": tickets.staged,
+                                     "duplicates": tickets.duplicates, "inserted": tickets.inserted,
+                                     "updated": tickets.updated, "stale": tickets.stale}).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def advance_watermark(cur: psycopg.Cursor, dataset: Dataset, key: str) -> None:
@@ -135,12 +155,13 @@ def finish_run_log(conn: psycopg.Connection, dataset: Dataset, run_id: int, repo
 
 
 def _write_run_log(conn: psycopg.Connection, dataset: Dataset, run_id: int, report: IngestReport) -> None:
-    rows = report.rows
+    rows, tickets = report.rows, report.tickets
     with conn.transaction():
         conn.execute(FINISH_RUN, {
             "status": "ok" if report.ok else "failed", "files_applied": report.files_applied,
             "files_archived": report.files_archived, "files_rejected": report.files_rejected,
-            "inserted": rows.inserted, "updated": rows.updated, "stale": rows.stale,
+            "batches": report.batches, "inserted": tickets.inserted, "updated": tickets.updated,
+            "stale": tickets.stale,
             "rows_rejected": rows.rows_rejected, "error": settings.redact("; ".join(report.errors)) or None,
             "run_id": run_id})
         conn.execute(STAMP_RUN_OUTCOME, {"stamp": "last_success_at" if report.ok else "last_failure_at",

@@ -2,7 +2,7 @@
 
     ingest()                      this module: lock, plan, apply each file, archive, log, post-apply
       plan.bucket_plan()          what to do with each file of changes/ (the ledger decides)
-      load.load_file()            one file in one transaction: stream → stage → fold → upsert → ledger
+      load.Batch                  waiting files in one transaction: stream → stage → fold → upsert → ledger
       ledger                      the ledger of file versions, the watermark, the run log
       bucket.Bucket               list, read, copy and delete — each naming the version listed
 
@@ -34,7 +34,7 @@ from dataset import Dataset
 from errors import FleetError, RunAborted
 from faults import fault
 from plan import Action, Plan, Source, Step, bucket_plan, local_plan
-from report import IngestReport, Log, describe_counts
+from report import IngestReport, Log, TicketCounts, describe_batch, describe_file
 from settings import BucketSettings, RunLimits
 
 # botocore retries whole requests itself; a body that breaks off midway is
@@ -102,26 +102,40 @@ class IngestRun:
 
     def run(self, plan: Plan, *, show_progress: bool = False) -> IngestReport:
         # A dry run applies everything in one transaction that is rolled back at
-        # the end, each file in a savepoint: its counts see the files before it.
+        # the end, each batch in a savepoint: its counts see the batches before it.
         with self.conn.transaction(force_rollback=True) if not self.apply else nullcontext():
+            waiting: list[Source] = []
             for number, step in enumerate(plan.steps, start=1):
-                if clock.monotonic() > self.deadline:
+                if not waiting and clock.monotonic() > self.deadline:
                     self.report.files_deferred = len(plan.steps) - number + 1
                     self.log.warn(f"the run has taken over {self.limits.run_timeout_s:g} s (FLEETTICKETS_RUN_TIMEOUT): "
                                   f"{self.report.files_deferred} files wait for the next run")
                     break
                 if show_progress:
                     self.log.progress(f"[{number}/{len(plan.steps)}] {step.source.name}")
+                if step.action is Action.APPLY:
+                    waiting.append(step.source)
+                    if self.batch_is_full(waiting):
+                        self.apply_batch(waiting)
+                        waiting = []
+                    continue
+                if waiting:
+                    self.apply_batch(waiting)
+                    waiting = []
                 self.take(step)
+            if waiting:
+                self.apply_batch(waiting)
             if show_progress and plan.steps:
                 print(file=sys.stderr)
         return self.report
 
+    def batch_is_full(self, waiting: list[Source]) -> bool:
+        return (len(waiting) >= self.limits.batch_files
+                or sum(source.size or 0 for source in waiting) >= self.limits.batch_bytes)
+
     def take(self, step: Step) -> None:
+        """A file an earlier run applied or rejected, but did not get to move."""
         source = step.source
-        if step.action is Action.APPLY:
-            self.apply_source(source)
-            return
         self.report.files_skipped += 1
         if not self.apply:
             return
@@ -136,17 +150,56 @@ class IngestRun:
 
     # -- applying ------------------------------------------------------------------------------------------
 
-    def apply_source(self, source: Source) -> None:
-        """Apply one file in its own transaction (a savepoint in a dry run), then archive it."""
+    def apply_batch(self, sources: list[Source]) -> None:
+        """Apply files in one transaction (a savepoint in a dry run), each ticket written once, then archive them.
+
+        A file that cannot be read or that the database refuses whole is left out of the batch (rejected, or left
+        for the next run) and the others apply. A batch the database refuses as a whole is split into files.
+        """
+        started = clock.monotonic()
+        rejections: list[tuple[Source, RejectedFile]] = []
+        staged: list[load.Staged] = []
+        what = sources[0].key if len(sources) == 1 else f"a batch of {len(sources)} files from {sources[0].key}"
+        try:
+            with lost_connection_ends_run(self.conn, f"applying {what}"), self.conn.transaction():
+                batch = load.Batch(self.conn, self.dataset, self.limits)
+                for source in sources:
+                    self.stage(batch, source, rejections)
+                staged = batch.files
+                tickets = batch.write() if staged else None
+                fault("before_commit")
+        except (RejectedFile, psycopg.Error) as error:
+            if isinstance(error, psycopg.Error) and not refused_by_data(error):
+                self.out_of_time_ends_run(error, what)
+                raise
+            if len(staged) > 1:  # refused as a whole: find the file by applying each alone
+                self.log.warn(f"the database refused {what} as a whole; applying its files one by one")
+                for source, rejected in rejections:
+                    self.reject(source, rejected)
+                for staged_file in staged:
+                    self.apply_batch([staged_file.source])
+                return
+            rejections.append((staged[0].source if staged else sources[0], error if isinstance(error, RejectedFile)
+                               else RejectedFile(sources[0].key, None,
+                                                 f"the database refuses the file: {describe_error(error)}")))
+            staged = []
+            tickets = None
+        fault("after_commit")
+        self.report_batch(staged, tickets, started)
+        for source, rejected in rejections:
+            self.reject(source, rejected)
+        for staged_file in staged:
+            self.archive(staged_file.source)
+
+    def stage(self, batch: load.Batch, source: Source, rejections: list[tuple[Source, RejectedFile]]) -> None:
+        """Stage one file of the batch; what cannot be staged is rejected (after the batch), failed or skipped."""
         started = clock.monotonic()
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
-                with lost_connection_ends_run(self.conn, f"applying {source.key}"), self.conn.transaction():
-                    counts = load.load_file(self.conn, self.dataset, source, self.limits)
-                    fault("before_commit")
-                break
+                batch.stage(source)
+                return
             except RejectedFile as rejected:
-                self.reject(source, rejected)
+                rejections.append((source, rejected))
                 return
             except StorageUnavailable as error:
                 raise RunAborted(f"{error}; {WHAT_STAYS}") from None
@@ -168,28 +221,41 @@ class IngestRun:
                 self.fail(source, str(error))
                 return
             except psycopg.Error as error:
-                # Rolled back. Refused for its content (not pinned to a row): it
-                # would fail on every run, so it is quarantined. Out of time (a
-                # stuck session holds a lock, or the database crawls): every
+                # The file's savepoint is rolled back. Refused for its content:
+                # it would fail on every run, so it is quarantined. Out of time
+                # (a stuck session holds a lock, or the database crawls): every
                 # next file would wait the same, so the run ends. Otherwise it
                 # is the moment (a deadlock), and the next run retries it.
-                if out_of_time(error):
-                    raise RunAborted(f"the database did not answer in time while applying {source.key} "
-                                     f"({describe_error(error)}; FLEETTICKETS_LOCK_TIMEOUT / "
-                                     f"FLEETTICKETS_STATEMENT_TIMEOUT); {WHAT_STAYS}") from None
+                if self.conn.broken or self.conn.closed:
+                    raise  # the run ends: lost_connection_ends_run says so in one line
+                self.out_of_time_ends_run(error, source.key)
                 if refused_by_data(error):
-                    self.reject(source, RejectedFile(source.key, None,
-                                                     f"the database refuses the file: {describe_error(error)}"))
+                    rejections.append((source, RejectedFile(
+                        source.key, None, f"the database refuses the file: {describe_error(error)}")))
                 else:
                     self.fail(source, f"the database refused {source.key}: {describe_error(error)}")
                 return
-        fault("after_commit")
+
+    def out_of_time_ends_run(self, error: psycopg.Error, what: str) -> None:
+        if out_of_time(error):
+            raise RunAborted(f"the database did not answer in time while applying {what} ({describe_error(error)}; "
+                             f"FLEETTICKETS_LOCK_TIMEOUT / FLEETTICKETS_STATEMENT_TIMEOUT); {WHAT_STAYS}") from None
+
+    def report_batch(self, staged: list[load.Staged], tickets: TicketCounts | None, started: float) -> None:
+        if not staged or tickets is None:
+            return
         verb = "applied" if self.apply else "would apply"
-        self.log.info(f"{verb} {source.name}: {describe_counts(counts)} "
-                      f"({(clock.monotonic() - started) * 1000:.0f} ms)")
-        self.report.files_applied += 1
-        self.report.rows.add(counts)
-        self.archive(source)
+        took = f"({(clock.monotonic() - started) * 1000:.0f} ms)"
+        alone = len(staged) == 1
+        for staged_file in staged:
+            line = describe_file(staged_file.counts, tickets if alone else None)
+            self.log.info(f"{verb} {staged_file.source.name}: {line}{' ' + took if alone else ''}")
+            self.report.rows.add(staged_file.counts)
+        if not alone:
+            self.log.info(f"{verb} {describe_batch(len(staged), tickets)} {took}")
+        self.report.files_applied += len(staged)
+        self.report.batches += 1
+        self.report.tickets.add(tickets)
 
     def fail(self, source: Source, message: str) -> None:
         self.report.files_failed += 1
@@ -201,7 +267,7 @@ class IngestRun:
         self.log.error(f"{'rejected' if self.apply else 'would reject'} {rejected}")
         with lost_connection_ends_run(self.conn, f"recording the rejection of {source.key}"), \
                 self.conn.transaction(), self.conn.cursor() as cur:
-            ledger.record_file(cur, self.dataset, source, "rejected", FileCounts(), rejected.where)
+            ledger.record_file(cur, self.dataset, source, "rejected", FileCounts(), error=rejected.where)
         self.move_rejected(source, rejected.where)
 
     def rewritten_meanwhile(self, source: Source) -> None:

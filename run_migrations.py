@@ -199,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=MIGRATIONS_DIR, help="migrations folder (default: %(default)s)")
     args = parser.parse_args(argv)
     log = Log("run_migrations")
+    cli.quiet_libraries()
     try:
         migrations = discover(args.dir)
         with database.connect() as conn:

@@ -61,6 +61,10 @@ VARIABLES = (
     Variable("FLEETTICKETS_MAX_OBJECT_BYTES",
              "a change file larger than this (by the listing's size) is rejected without being read",
              default="536870912"),
+    Variable("FLEETTICKETS_BATCH_FILES", "waiting change files applied together in one transaction, each ticket "
+             "written once", default="20", in_env_example=False),
+    Variable("FLEETTICKETS_BATCH_BYTES", "a batch takes no further file once its files add up to this many bytes",
+             default="67108864", in_env_example=False),
     Variable("FLEETTICKETS_RUN_TIMEOUT", "seconds after which an ingest run starts no new file (the rest wait for "
              "the next run); well under the 20-minute schedule", default="900"),
     Variable("FLEETTICKETS_OBJECT_TIMEOUT", "seconds one change file may take to read from the bucket before it is "
@@ -178,6 +182,10 @@ class RunLimits:
 
     max_object_bytes: int
     """A change file larger than this is rejected from the listing, unread."""
+    batch_files: int
+    """Waiting files applied in one transaction (1: each file alone)."""
+    batch_bytes: int
+    """A batch takes no further file once its files' sizes add up to this."""
     run_timeout_s: float
     """After this long a run starts no new file; the rest are applied next run."""
     statement_timeout_s: float
@@ -186,6 +194,8 @@ class RunLimits:
     @classmethod
     def from_env(cls) -> RunLimits:
         return cls(max_object_bytes=int(number("FLEETTICKETS_MAX_OBJECT_BYTES")),
+                   batch_files=int(number("FLEETTICKETS_BATCH_FILES")),
+                   batch_bytes=int(number("FLEETTICKETS_BATCH_BYTES")),
                    run_timeout_s=number("FLEETTICKETS_RUN_TIMEOUT", float),
                    statement_timeout_s=number("FLEETTICKETS_STATEMENT_TIMEOUT", float),
                    lock_timeout_s=number("FLEETTICKETS_LOCK_TIMEOUT", float))
@@ -235,3 +245,17 @@ def redact(message: str, known: Iterable[str] | None = None) -> str:
     for secret in secrets() if known is None else known:
         message = message.replace(secret, "***")
     return message
+
+
+def configuration_table() -> str:
+    """The README's configuration table, as this registry says it must read (`python settings.py` prints it)."""
+    lines = ["| variable | required | default | meaning |", "|---|---|---|---|"]
+    for variable in VARIABLES:
+        default = f"`{variable.default}`" if variable.default else ""
+        row = f"| `{variable.name}` | {variable.required} | {default} | {variable.meaning} |"
+        lines.append(row.replace("|  |", "| |"))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(configuration_table(), end="")

@@ -35,7 +35,8 @@ SELECT (SELECT count(*) FROM tickets.ingest_files WHERE dataset = %(dataset)s AN
 """
 
 LAST_RUNS = """
-SELECT started_at, finished_at - started_at, status, files_applied, files_rejected, rows_inserted, rows_updated, error
+SELECT started_at, finished_at - started_at, status, files_applied, batches, files_rejected, rows_inserted,
+       rows_updated, error
 FROM tickets.ingest_runs WHERE dataset = %s ORDER BY run_id DESC LIMIT 5
 """
 
@@ -64,10 +65,11 @@ def print_status(dataset: Dataset) -> int:
     print(f"  files            {rejected_files} rejected, {pending_archive} applied but not yet archived; "
           f"{rejected_rows} rejected rows kept")
     print("  last runs")
-    for started, took, state, applied, rejected, inserted, updated, error in runs:
+    for started, took, state, applied, batches, rejected, inserted, updated, error in runs:
         shown = state if state != "running" or took else "running (or died)"
         took_s = f"{took.total_seconds():.1f} s" if took else "-"
-        print(f"    {started:%Y-%m-%d %H:%M} EAT {shown:8} {took_s:>8}  {applied} files, {rejected} rejected, "
+        print(f"    {started:%Y-%m-%d %H:%M} EAT {shown:8} {took_s:>8}  {applied} files in {batches} batches, "
+              f"{rejected} rejected, "
               f"{inserted} new, {updated} updated{'  ' + settings.redact(error) if error else ''}")
     if not runs:
         print("    (none)")

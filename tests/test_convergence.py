@@ -34,8 +34,11 @@ def reset(db, bucket, s3_server) -> None:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_any_interleaving_converges_to_the_reference_state(db, bucket, s3_server, run_import, data):
+def test_any_interleaving_converges_to_the_reference_state(db, bucket, s3_server, run_import, monkeypatch, data):
     reset(db, bucket, s3_server)
+    # Waiting files are applied in batches of this many (1: each alone), a ticket written once per batch.
+    monkeypatch.setenv("FLEETTICKETS_BATCH_FILES", str(data.draw(st.integers(min_value=1, max_value=5),
+                                                                  label="batch size")))
     contents = data.draw(files, label="files")
     named = [(f"2026-11-20T06-{10 * i:02d}-00.csv", csv_text(rows).encode()) for i, rows in enumerate(contents)]
 
@@ -62,12 +65,16 @@ def test_any_interleaving_converges_to_the_reference_state(db, bucket, s3_server
     assert bucket.keys("automations/inc/changes/") == []
 
 
-@pytest.mark.parametrize("order", ["forward", "backward"])
+@pytest.mark.parametrize("order", ["forward", "backward", "one batch"])
 def test_equal_timestamps_resolve_by_file_then_row_whatever_the_order(db, bucket, run_import, order):
     named = [(f"2026-11-20T06-{10 * i:02d}-00.csv",
               csv_text([ticket_fields("INC000000000001", "2026-11-20 06:00:00", raw_status=f"F{i}R{r}")
                         for r in range(2)]).encode()) for i in range(3)]
     for name, content in (named if order == "forward" else list(reversed(named))):
         bucket.put(changes("inc", name[:-4]), content)
-        assert run_import("inc", "--from-bucket", "--apply").code == 0
+        if order != "one batch":
+            assert run_import("inc", "--from-bucket", "--apply").code == 0
+    if order == "one batch":  # ties across the files of one batch go to the later file
+        outcome = run_import("inc", "--from-bucket", "--apply")
+        assert "a batch of 3 files" in outcome.out
     assert db.scalar("SELECT raw_status FROM tickets.inc") == "F2R1"

@@ -20,8 +20,11 @@ def placement(bucket, names: list[str]) -> dict[str, set[str]]:
     return where
 
 
+@pytest.mark.parametrize("batch_files", [1, 2, 20], ids=["alone", "batches-of-2", "one-batch"])
 @pytest.mark.parametrize("point", sorted(faults.FAULT_POINTS))
-def test_killed_at_any_step_the_rerun_reaches_the_reference_state(db, bucket, point):
+def test_killed_at_any_step_the_rerun_reaches_the_reference_state(db, bucket, monkeypatch, point, batch_files):
+    """Each file alone, in batches of 2 (3 files: a batch of two, then one), or all in one batch."""
+    monkeypatch.setenv("FLEETTICKETS_BATCH_FILES", str(batch_files))
     bucket.put_samples("inc")
     names = [name for name, _ in sample_files("inc")]
 
@@ -32,6 +35,8 @@ def test_killed_at_any_step_the_rerun_reaches_the_reference_state(db, bucket, po
     assert all(folders for folders in after_crash.values()), f"a file vanished: {after_crash}"
     assert all(folders <= {"changes", "processed"} for folders in after_crash.values())
     committed = dict(db.query("SELECT key, applied_at FROM tickets.ingest_files"))
+    # What committed is whole batches: the files of a batch are recorded together or not at all.
+    assert len(committed) % min(batch_files, len(names)) == 0 or len(committed) == len(names)
     assert db.scalar("SELECT count(*) FROM tickets.closure_events") == 0  # post-apply never committed
 
     rerun = run_subprocess("inc.import_inc", "--from-bucket", "--apply")
@@ -40,7 +45,7 @@ def test_killed_at_any_step_the_rerun_reaches_the_reference_state(db, bucket, po
     assert table_state(db, "inc") == reference_state(sample_files("inc"), "INC")
     assert placement(bucket, names) == {name: {"processed"} for name in names}
     ledger = db.query("SELECT key, applied_at, archived_at IS NOT NULL FROM tickets.ingest_files ORDER BY key")
-    assert [key for key, *_ in ledger] == [f"automations/inc/changes/{name}" for name in names]
+    assert [key for key, *_ in ledger] == [f"automations/inc/changes/{name}" for name in names]  # each once
     assert all(archived for *_, archived in ledger)
     for key, applied_at, _ in ledger:  # committed before the kill: archived, never applied again
         if key in committed:

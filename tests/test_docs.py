@@ -21,16 +21,6 @@ PRODUCTION_MODULES = PYPROJECT["tool"]["setuptools"]["py-modules"]
 PRODUCTION = [ROOT / f"{name}.py" for name in PRODUCTION_MODULES] + [*ROOT.glob("inc/*.py"), *ROOT.glob("crq/*.py")]
 
 
-def configuration_table() -> str:
-    """The README's configuration table as the settings registry says it must read."""
-    lines = ["| variable | required | default | meaning |", "|---|---|---|---|"]
-    for variable in settings.VARIABLES:
-        default = f"`{variable.default}`" if variable.default else ""
-        row = f"| `{variable.name}` | {variable.required} | {default} | {variable.meaning} |"
-        lines.append(row.replace("|  |", "| |"))
-    return "\n".join(lines) + "\n"
-
-
 @pytest.mark.parametrize("entrypoint", [import_inc, import_crq], ids=lambda m: m.DATASET.name)
 def test_every_cli_flag_is_in_the_readme(entrypoint):
     parser = cli.build_parser(entrypoint.DATASET, getattr(entrypoint, "COMMANDS", ()))
@@ -42,8 +32,8 @@ def test_every_cli_flag_is_in_the_readme(entrypoint):
 
 
 def test_the_configuration_table_is_the_settings_registry():
-    assert configuration_table() in README, "README's configuration table differs from settings.VARIABLES:\n" + \
-        configuration_table()
+    assert settings.configuration_table() in README, \
+        "README's configuration table differs from settings.VARIABLES: paste in the output of python settings.py"
 
 
 def test_env_example_names_every_variable_an_operator_sets():

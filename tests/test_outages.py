@@ -16,6 +16,12 @@ from streamdata import change_file, changes, ticket_row
 SECRET = "do-not-print-this-secret"
 
 
+@pytest.fixture(autouse=True)
+def one_file_per_transaction(monkeypatch):
+    """These outages strike between files' commits; batches have their own crash test (test_batches.py)."""
+    monkeypatch.setenv("FLEETTICKETS_BATCH_FILES", "1")
+
+
 def three_files(bucket, big_middle: bool = False) -> list[tuple[str, bytes]]:
     rows_in_middle = 12_000 if big_middle else 3
     files = [
