@@ -62,7 +62,7 @@ VARIABLES = (
              "a change file larger than this (by the listing's size) is rejected without being read",
              default="536870912"),
     Variable("FLEETTICKETS_BATCH_FILES", "waiting change files applied together in one transaction, each ticket "
-             "written once", default="20", in_env_example=False),
+             "written once", default="50", in_env_example=False),
     Variable("FLEETTICKETS_BATCH_BYTES", "a batch takes no further file once its files add up to this many bytes",
              default="67108864", in_env_example=False),
     Variable("FLEETTICKETS_RUN_TIMEOUT", "seconds after which an ingest run starts no new file (the rest wait for "

@@ -247,6 +247,7 @@ def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) ->
     rss_small = peak_rss({"DATABASE_URL": bench.fresh()}, "--inc-csv", str(small))
 
     dashboard_ms, tickets = dashboard_latency(bench, args)
+    bad_week = dashboard_bad_week(bench, args)
 
     rows = [
         ("COPY floor (UNLOGGED, 32 text columns)", f"{total_rows / floor:,.0f} rows/s", f"{floor:.2f} s", "1.0x"),
@@ -262,6 +263,7 @@ def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) ->
          f"{rss_small:.0f} MB at {max(args.big_rows // 10, 1000):,} rows; target <= 150 MB"),
         (f"peak RSS, the {args.files}-file replay in batches", "", f"{replay_rss:.0f} MB", "target <= 150 MB"),
         (f"fn_inc_dashboard at {tickets:,} tickets", "", f"{dashboard_ms:.1f} ms", "EXPLAIN ANALYZE; target <= 100 ms"),
+        *bad_week,
     ]
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':{width}}  {'rate':>15}  {'time':>10}  vs floor / note")
@@ -292,9 +294,39 @@ SELECT format('INC%%s', lpad(n::text, 12, '0')), jsonb_strip_nulls(jsonb_build_o
                       ELSE to_char(opened + (30 + n %% 2000) * interval '1 minute', 'YYYY-MM-DD HH24:MI:SS') END,
     'source_updated_at', to_char(opened + interval '1 hour', 'YYYY-MM-DD HH24:MI:SS'),
     'is_alarm', 'false'))
-FROM (SELECT n, n %% 25 = 0 AS open,
-             (now() AT TIME ZONE 'Africa/Nairobi') - (n::float8 / %(tickets)s * 180) * interval '1 day' AS opened
+FROM (SELECT n, %(open_every)s > 0 AND n %% %(open_every)s = 0 AS open,
+             (now() AT TIME ZONE 'Africa/Nairobi') - (n::float8 / %(tickets)s * %(days)s) * interval '1 day' AS opened
       FROM generate_series(1, %(tickets)s) AS n) AS t
+"""
+
+# A bad week: 50,000 tickets of which 10,000 open (two weeks of backlog) and
+# 5,000 closed in the last seven days, as the live map sees them at its worst.
+BAD_WEEK = [
+    {"open_every": 1, "tickets": 10_000, "days": 14, "first": 0},
+    {"open_every": 0, "tickets": 5_000, "days": 6, "first": 10_000},
+    {"open_every": 0, "tickets": 35_000, "days": 170, "first": 15_000},
+]
+
+# The floor the payload is held to: the same open and closed-in-window rows,
+# with the same feature properties and order, serialized by one json_agg each.
+FEATURES_FLOOR = """
+SELECT json_build_object(
+    'open', (SELECT json_agg(json_build_object('type', 'Feature', 'id', o.ticket_id,
+                 'geometry', ST_AsGeoJSON(o.geom, 6)::json, 'properties', json_build_object(
+                 'ticket_id', o.ticket_id, 'normalized_status', o.normalized_status, 'raw_status', o.raw_status,
+                 'is_actionable', o.is_actionable, 'cluster', o.cluster, 'cluster_name', o.cluster_name,
+                 'region', o.region, 'location_name', o.location_name, 'assigned_team', o.assigned_team,
+                 'owner', o.owner, 'sla_start', o.sla_start, 'sla_start_source', o.sla_start_source,
+                 'age_minutes', o.age_minutes, 'sla_breached', o.sla_breached, 'geo_source', o.geo_source))
+             ORDER BY o.sla_start NULLS LAST, o.ticket_id) FROM tickets.inc_open_sla AS o),
+    'closed', (SELECT json_agg(json_build_object('type', 'Feature', 'id', c.ticket_id,
+                   'geometry', ST_AsGeoJSON(c.geom, 6)::json, 'properties', json_build_object(
+                   'ticket_id', c.ticket_id, 'normalized_status', c.normalized_status, 'cluster', c.cluster,
+                   'cluster_name', c.cluster_name, 'region', c.region, 'location_name', c.location_name,
+                   'assigned_team', c.assigned_team, 'owner', c.owner, 'closed_at', c.closed_at,
+                   'mttr_minutes', c.mttr, 'sla_status', c.sla_status, 'geo_source', c.geo_source))
+               ORDER BY c.closed_at DESC, c.ticket_id)
+               FROM tickets.inc_closed AS c WHERE c.closed_at >= tickets.clock() - interval '7 days'))
 """
 
 
@@ -305,7 +337,7 @@ def dashboard_latency(bench: Bench, args: argparse.Namespace) -> tuple[float, in
     """
     url = bench.fresh("fleettickets_bench_dashboard")
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(DASHBOARD_TICKETS, {"tickets": args.dashboard_tickets})
+        conn.execute(DASHBOARD_TICKETS, {"tickets": args.dashboard_tickets, "open_every": 25, "days": 180, "first": 0})
         conn.execute("INSERT INTO tickets.geo_clusters (cluster, lat, lon, status) "
                      "SELECT DISTINCT tickets.canonical_cluster(cluster), -1.28, 36.8, 'ok' FROM tickets.inc")
         conn.execute("SELECT tickets.resolve_ticket_geoms()")
@@ -317,6 +349,45 @@ def dashboard_latency(bench: Bench, args: argparse.Namespace) -> tuple[float, in
                                 "NULL, NULL)").fetchone()[0]
             timings.append(plan[0]["Execution Time"] + plan[0]["Planning Time"])
     return statistics.median(timings), tickets
+
+
+def explain_ms(conn: psycopg.Connection, query: str, repeat: int) -> float:
+    timings = []
+    for _ in range(repeat):
+        plan = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + query).fetchone()[0]
+        timings.append(plan[0]["Execution Time"] + plan[0]["Planning Time"])
+    return statistics.median(timings)
+
+
+def dashboard_bad_week(bench: Bench, args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
+    """fn_inc_dashboard on a bad week against the floor of serializing the same features, filtered and not."""
+    url = bench.fresh("fleettickets_bench_bad_week")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for part in BAD_WEEK:
+            scaled = {**part, "tickets": max(part["tickets"] * args.dashboard_tickets // 50_000, 10)}
+            conn.execute(DASHBOARD_TICKETS.replace("lpad(n::text", "lpad((n + %(first)s)::text"), scaled)
+        conn.execute("INSERT INTO tickets.geo_clusters (cluster, lat, lon, status) "
+                     "SELECT DISTINCT tickets.canonical_cluster(cluster), -1.28, 36.8, 'ok' FROM tickets.inc")
+        conn.execute("SELECT tickets.resolve_ticket_geoms()")
+        conn.execute("VACUUM ANALYZE tickets.inc")
+        open_count, closed_count = conn.execute(
+            "SELECT count(*) FILTER (WHERE bucket = 'open'), count(*) FILTER (WHERE closed_at >= now() - "
+            "interval '7 days') FROM tickets.inc").fetchone()
+        repeat = max(args.repeat, 5)
+        unfiltered = explain_ms(conn, "SELECT reporting.fn_inc_dashboard(NULL, NULL, '7d')", repeat)
+        floor = explain_ms(conn, FEATURES_FLOOR, repeat)
+        filtered = explain_ms(conn, "SELECT reporting.fn_inc_dashboard('Kilimani', NULL, '7d')", repeat)
+        payload = conn.execute("SELECT reporting.fn_inc_dashboard(NULL, NULL, '7d')::text").fetchone()[0]
+        features = open_count + closed_count
+    per_feature = len(payload.encode()) / max(features, 1)
+    return [
+        (f"bad week: fn_inc_dashboard, {open_count:,} open + {closed_count:,} closed", "", f"{unfiltered:.0f} ms",
+         f"{unfiltered / floor:.2f}x the floor; target <= 1.5x"),
+        ("bad week: floor, the same features by one json_agg", "", f"{floor:.0f} ms", "1.0x"),
+        ("bad week: filtered to one cluster of 15", "", f"{filtered:.1f} ms",
+         f"{filtered / unfiltered:.2f}x unfiltered; target <= 0.2x"),
+        ("bad week: payload size", "", f"{len(payload) / 1e6:.1f} MB", f"{per_feature:.0f} bytes a feature"),
+    ]
 
 
 if __name__ == "__main__":
