@@ -170,8 +170,15 @@ class IngestRun:
                 fault("before_commit")
         except (RejectedFile, psycopg.Error) as error:
             if isinstance(error, psycopg.Error) and not refused_by_data(error):
+                # The moment's (a deadlock, a serialization failure): all of it is tried again next run.
                 self.out_of_time_ends_run(error, what)
-                raise
+                rejected_keys = {source.key for source, _ in rejections}
+                for source, reason in rejections:
+                    self.reject(source, reason)
+                for source in sources:
+                    if source.key not in rejected_keys:
+                        self.fail(source, f"the database refused {what}: {describe_error(error)}")
+                return
             if len(staged) > 1:  # refused as a whole: find the file by applying each alone
                 self.log.warn(f"the database refused {what} as a whole; applying its files one by one")
                 for source, rejected in rejections:
@@ -179,9 +186,9 @@ class IngestRun:
                 for staged_file in staged:
                     self.apply_batch([staged_file.source])
                 return
-            rejections.append((staged[0].source if staged else sources[0], error if isinstance(error, RejectedFile)
-                               else RejectedFile(sources[0].key, None,
-                                                 f"the database refuses the file: {describe_error(error)}")))
+            refused = staged[0].source if staged else sources[0]
+            rejections.append((refused, error if isinstance(error, RejectedFile) else RejectedFile(
+                refused.key, None, f"the database refuses the file: {describe_error(error)}")))
             staged = []
             tickets = None
         fault("after_commit")

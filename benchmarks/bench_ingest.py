@@ -122,17 +122,15 @@ def copy_floor(url: str, paths: list[Path]) -> float:
         return time.perf_counter() - started
 
 
-def run_ingest(env: dict[str, str], *args: str) -> tuple[float, float, str]:
-    """Wall time and peak RSS (MB) of one ingest process."""
+def run_ingest(env: dict[str, str], *args: str) -> float:
+    """Wall time of one ingest process, start to exit."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "inc.import_inc", *args, "--apply"], cwd=ROOT,
-                               env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = process.communicate()
-    _pid, _status, usage = os.wait4(process.pid, 0) if process.returncode is None else (0, 0, None)
+    process = subprocess.run([sys.executable, "-m", "inc.import_inc", *args, "--apply"], cwd=ROOT,
+                             env={**os.environ, **env}, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if process.returncode != 0:
-        raise SystemExit(f"ingest failed ({process.returncode}): {err.strip() or out.strip()}")
-    return wall, 0.0 if usage is None else usage.ru_maxrss / 1024, out
+        raise SystemExit(f"ingest failed ({process.returncode}): {process.stderr.strip() or process.stdout.strip()}")
+    return wall
 
 
 def peak_rss(env: dict[str, str], *args: str) -> float:
@@ -189,7 +187,7 @@ def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) ->
 
     def replay_local(batch_files: str | None = None) -> float:
         env = {"DATABASE_URL": bench.fresh(), **({"FLEETTICKETS_BATCH_FILES": batch_files} if batch_files else {})}
-        return run_ingest(env, "--inc-csv", *map(str, paths))[0]
+        return run_ingest(env, "--inc-csv", *map(str, paths))
 
     if args.batch_sweep:
         print(f"COPY floor {floor:.2f} s")
@@ -200,7 +198,7 @@ def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) ->
 
     local = median_of(args.repeat, replay_local)
     alone = median_of(args.repeat, lambda: replay_local("1"))
-    replay_rss = run_ingest({"DATABASE_URL": bench.fresh()}, "--inc-csv", *map(str, paths))[1]
+    replay_rss = peak_rss({"DATABASE_URL": bench.fresh()}, "--inc-csv", *map(str, paths))
 
     s3_env = devstack.s3_environment(s3_endpoint)
     client = devstack.s3_client(s3_endpoint)
@@ -224,7 +222,7 @@ def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) ->
         for key in [o["Key"] for o in client.list_objects_v2(Bucket=devstack.BUCKET).get("Contents", [])]:
             client.delete_object(Bucket=devstack.BUCKET, Key=key)
         upload()
-        return run_ingest({**s3_env, "DATABASE_URL": bench.fresh()}, "--from-bucket")[0]
+        return run_ingest({**s3_env, "DATABASE_URL": bench.fresh()}, "--from-bucket")
 
     from_s3 = median_of(args.repeat, replay_s3)
     loaded_url = bench.url("fleettickets_bench")
@@ -232,14 +230,14 @@ def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) ->
     def incremental() -> float:
         client.put_object(Bucket=devstack.BUCKET, Key=f"automations/inc/changes/{extra.name}",
                           Body=extra.read_bytes())
-        wall = run_ingest({**s3_env, "DATABASE_URL": loaded_url}, "--from-bucket")[0]
+        wall = run_ingest({**s3_env, "DATABASE_URL": loaded_url}, "--from-bucket")
         with psycopg.connect(loaded_url, autocommit=True) as conn:  # forget it, so the next repeat applies it again
             conn.execute("DELETE FROM tickets.ingest_files WHERE key LIKE %s", (f"%{extra.name}",))
         return wall
 
     one_new = median_of(args.repeat, incremental)
     nothing_new = median_of(args.repeat, lambda: run_ingest({**s3_env, "DATABASE_URL": loaded_url},
-                                                            "--from-bucket")[0])
+                                                            "--from-bucket"))
 
     big = generate(work, 1, args.big_rows, args.seed + 2, first_file=500)[0]
     small = generate(work, 1, max(args.big_rows // 10, 1000), args.seed + 3, first_file=600)[0]

@@ -103,3 +103,29 @@ def test_batches_take_at_most_the_configured_files(db, bucket, run_import, monke
     assert table_state(db, "inc") == reference_state(named, "INC")
     status = run_import("inc", "--status")
     assert "3 batches" in status.out
+
+
+def test_a_transient_refusal_leaves_the_whole_batch_for_the_next_run(db, bucket, run_import):
+    db.execute("""
+        CREATE FUNCTION tickets.test_deadlock() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'deadlock detected (staged by the test)' USING ERRCODE = 'deadlock_detected';
+        END $$;
+        CREATE TRIGGER test_deadlock BEFORE INSERT ON tickets.inc FOR EACH STATEMENT
+            EXECUTE FUNCTION tickets.test_deadlock();""")
+    named = put_files(bucket, [csv_text([ticket_fields(f"INC00000000000{f}")]) for f in range(2)]
+                      + ["id,status\nINC000000000009,New\n"])
+
+    first = run_import("inc", "--from-bucket", "--apply")
+
+    assert first.code == 1
+    assert first.err.count("stays in changes/ for the next run") == 2
+    assert db.scalar("SELECT count(*) FROM tickets.ingest_files WHERE status = 'applied'") == 0
+    assert bucket.keys("automations/inc/rejected/")  # the contract-rejected file is still quarantined
+    db.execute("DROP TRIGGER test_deadlock ON tickets.inc")
+
+    again = run_import("inc", "--from-bucket", "--apply")
+
+    assert again.code == 0, again.output
+    assert table_state(db, "inc") == reference_state(named[:2], "INC")
+    assert bucket.keys("automations/inc/changes/") == []

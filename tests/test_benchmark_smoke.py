@@ -18,6 +18,8 @@ def test_the_benchmark_runs_at_a_tiny_size_and_prints_its_table(pg_admin_url):
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    for measure in ("COPY floor", "full replay, local files", "full replay from S3", "incremental run",
-                    "no-op run", "peak RSS", "fn_inc_dashboard at 500 tickets"):
+    for measure in ("COPY floor", "full replay, local files, batched", "full replay, local files, one file a batch",
+                    "full replay from S3", "incremental run", "no-op run", "peak RSS, the 2-file replay in batches",
+                    "fn_inc_dashboard at 500 tickets", "bad week: fn_inc_dashboard", "bad week: floor",
+                    "bad week: filtered to one cluster", "bad week: payload size"):
         assert any(line.startswith(measure) for line in lines), f"no {measure!r} line in:\n{result.stdout}"
