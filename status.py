@@ -68,7 +68,8 @@ def print_status(dataset: Dataset) -> int:
     for started, took, state, applied, batches, rejected, inserted, updated, error in runs:
         shown = state if state != "running" or took else "running (or died)"
         took_s = f"{took.total_seconds():.1f} s" if took else "-"
-        print(f"    {started:%Y-%m-%d %H:%M} EAT {shown:8} {took_s:>8}  {applied} files in {batches} batches, "
+        print(f"    {started:%Y-%m-%d %H:%M} EAT {shown:8} {took_s:>8}  {applied} files in {batches} "
+              f"batch{'' if batches == 1 else 'es'}, "
               f"{rejected} rejected, "
               f"{inserted} new, {updated} updated{'  ' + settings.redact(error) if error else ''}")
     if not runs:
