@@ -128,6 +128,24 @@ def waits(monkeypatch) -> list[float]:
     return recorded
 
 
+@pytest.fixture
+def provider(monkeypatch):
+    """Start a local LocationIQ with these places and scripted answers, and point the geocoder at it."""
+    started: list[FakeLocationIQ] = []
+
+    def start(places: dict[str, tuple[float, float]] | None = None, script: list[Scripted] | None = None):
+        fake = FakeLocationIQ(places=places or {}, script=script or []).start()
+        started.append(fake)
+        monkeypatch.setenv("GEOCODER_URL", fake.url)
+        monkeypatch.setenv("GEOCODER_API_KEY", "pk.test")
+        monkeypatch.setenv("GEOCODER_RPS", "1000")
+        return fake
+
+    yield start
+    for fake in started:
+        fake.stop()
+
+
 def pending_clusters(run_import, tmp_path, count: int) -> None:
     path = tmp_path / "2026-11-20T06-00-00.csv"
     path.write_text(csv_text([ticket_fields(f"INC{n:012d}", cluster=f"Cluster {n:02d}") for n in range(count)]))
@@ -151,17 +169,12 @@ def test_an_unreachable_provider_ends_the_run_at_once_and_costs_no_budget(db, ru
 
 
 def test_server_errors_in_a_row_stop_the_run_and_what_was_found_is_placed(db, run_import, tmp_path, waits,
-                                                                          monkeypatch):
+                                                                          provider):
     pending_clusters(run_import, tmp_path, 4)
-    fake = FakeLocationIQ(places={"Cluster 00": (-1.29, 36.78)},
-                          script=[Scripted(), Scripted(503), Scripted(502), Scripted(500), Scripted()]).start()
-    monkeypatch.setenv("GEOCODER_URL", fake.url)
-    monkeypatch.setenv("GEOCODER_API_KEY", "pk.test")
-    monkeypatch.setenv("GEOCODER_RPS", "1000")
-    try:
-        outcome = run_import("inc", "--geocode-clusters", "--apply")
-    finally:
-        fake.stop()
+    fake = provider({"Cluster 00": (-1.29, 36.78)},
+                    [Scripted(), Scripted(503), Scripted(502), Scripted(500), Scripted()])
+
+    outcome = run_import("inc", "--geocode-clusters", "--apply")
 
     assert outcome.code == 1
     assert "server error HTTP 500 on 3 requests in a row" in one_error_line(outcome.err)
@@ -170,17 +183,12 @@ def test_server_errors_in_a_row_stop_the_run_and_what_was_found_is_placed(db, ru
     assert db.scalar("SELECT geo_source FROM tickets.inc WHERE ticket_id = 'INC000000000000'") == "cluster"
 
 
-def test_tickets_found_before_a_rejected_key_are_placed(db, run_import, tmp_path, waits, monkeypatch):
+def test_tickets_found_before_a_rejected_key_are_placed(db, run_import, tmp_path, waits, provider):
     pending_clusters(run_import, tmp_path, 3)
-    fake = FakeLocationIQ(places={"Cluster 00": (-1.29, 36.78), "Cluster 01": (-1.30, 36.79)},
-                          script=[Scripted(), Scripted(), Scripted(403, "Invalid key")]).start()
-    monkeypatch.setenv("GEOCODER_URL", fake.url)
-    monkeypatch.setenv("GEOCODER_API_KEY", "pk.test")
-    monkeypatch.setenv("GEOCODER_RPS", "1000")
-    try:
-        outcome = run_import("inc", "--geocode-clusters", "--apply")
-    finally:
-        fake.stop()
+    provider({"Cluster 00": (-1.29, 36.78), "Cluster 01": (-1.30, 36.79)},
+             [Scripted(), Scripted(), Scripted(403, "Invalid key")])
+
+    outcome = run_import("inc", "--geocode-clusters", "--apply")
 
     assert outcome.code == 1
     assert "rejected the API key (HTTP 403)" in one_error_line(outcome.err)
@@ -193,16 +201,12 @@ def test_tickets_found_before_a_rejected_key_are_placed(db, run_import, tmp_path
     ([{"lat": "-1.29", "lon": "236.8", "osm_type": "way", "osm_id": "1"}], "coordinates out of range"),
     ([{"lat": "-1.29", "lon": "36.8", "display_name": "x" * (2 << 20)}], "an answer over 1048576 bytes"),
 ], ids=["nan", "longitude-out-of-range", "two-megabyte-answer"])
-def test_an_answer_that_is_not_a_place_is_cached_as_an_error(db, run_import, tmp_path, waits, monkeypatch,
-                                                             body, reason):
+def test_an_answer_that_is_not_a_place_is_cached_as_an_error(db, run_import, tmp_path, waits, provider, body,
+                                                             reason):
     pending_clusters(run_import, tmp_path, 1)
-    fake = FakeLocationIQ(script=[Scripted(body=body)]).start()
-    monkeypatch.setenv("GEOCODER_URL", fake.url)
-    monkeypatch.setenv("GEOCODER_API_KEY", "pk.test")
-    try:
-        outcome = run_import("inc", "--geocode-clusters", "--apply")
-    finally:
-        fake.stop()
+    provider(script=[Scripted(body=body)])
+
+    outcome = run_import("inc", "--geocode-clusters", "--apply")
 
     assert outcome.code == 1
     assert reason in outcome.err
