@@ -66,8 +66,9 @@ def ingest(dataset: Dataset, *, apply: bool, reseed: bool = False, local_files: 
             if apply else None
         try:
             run.run(plan, show_progress=reseed and sys.stderr.isatty())
-        except RunAborted as aborted:
-            run.report.errors.append(str(aborted))
+        except BaseException as error:  # whatever ends the run, its log row says failed and why
+            run.report.errors.append(str(error) if isinstance(error, FleetError)
+                                     else f"{type(error).__name__}: {' '.join(str(error).split())}")
             raise
         finally:
             if run_id is not None:
