@@ -51,6 +51,16 @@ class Command:
         return self.flag.lstrip("-").replace("-", "_")
 
 
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes above zero, e.g. 90")
+    return value
+
+
 def build_parser(dataset: Dataset, commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     name = dataset.name
     parser = argparse.ArgumentParser(
@@ -71,10 +81,10 @@ def build_parser(dataset: Dataset, commands: Sequence[Command] = ()) -> argparse
     parser.add_argument("--check", action="store_true",
                         help="health check: one line, exit 0 when healthy and 1 when not (last run failed, no recent "
                              "success, the export stopped, files in rejected/ or left unarchived)")
-    parser.add_argument("--max-run-age", type=float, default=status.DEFAULT_MAX_RUN_AGE_MIN, metavar="MINUTES",
+    parser.add_argument("--max-run-age", type=_minutes, default=status.DEFAULT_MAX_RUN_AGE_MIN, metavar="MINUTES",
                         help="with --check: export-hours minutes without a successful run that count as unhealthy "
                              "(default %(default)g)")
-    parser.add_argument("--max-file-age", type=float, default=status.DEFAULT_MAX_FILE_AGE_MIN, metavar="MINUTES",
+    parser.add_argument("--max-file-age", type=_minutes, default=status.DEFAULT_MAX_FILE_AGE_MIN, metavar="MINUTES",
                         help="with --check: export-hours minutes since the newest applied file's export time that "
                              "count as unhealthy (default %(default)g)")
     for command in commands:
