@@ -285,3 +285,23 @@ if __name__ == "__main__":
         commands[sys.argv[1]]()
     except StackError as error:
         raise SystemExit(f"Error: {error}") from None
+
+
+# A child's ru_maxrss starts at its parent's high-water mark (exec records the
+# old address space's peak, and fork or vfork shares it), so a process is
+# measured from a small launcher, never straight from a large test session or
+# benchmark.
+_MEASURE = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_pid, status, usage = os.wait4(child.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
+def peak_rss(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, float]:
+    """Exit code and peak resident memory (MB) of the process `argv`."""
+    result = subprocess.run([sys.executable, "-c", _MEASURE, *argv], env=env, cwd=cwd, capture_output=True,
+                            text=True, check=True)
+    code, kilobytes = result.stdout.split()
+    return int(code), int(kilobytes) / 1024

@@ -134,12 +134,11 @@ def run_ingest(env: dict[str, str], *args: str) -> float:
 
 
 def peak_rss(env: dict[str, str], *args: str) -> float:
-    process = subprocess.Popen([sys.executable, "-m", "inc.import_inc", *args, "--apply"], cwd=ROOT,
-                               env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _pid, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit("the big-file ingest failed")
-    return usage.ru_maxrss / 1024
+    code, megabytes = devstack.peak_rss([sys.executable, "-m", "inc.import_inc", *args, "--apply"],
+                                        {**os.environ, **env}, ROOT)
+    if code != 0:
+        raise SystemExit("the ingest measured for peak memory failed")
+    return megabytes
 
 
 def main() -> int:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import pytest
 
+import devstack
 from streamdata import HEADER, ROOT, ticket_row
 
 # The ceiling for the whole ingest process on this file.
@@ -22,11 +22,7 @@ def write_big_file(path, rows: int) -> None:
 
 
 def peak_rss_mb(*args: str) -> tuple[int, float]:
-    process = subprocess.Popen([sys.executable, "-m", "inc.import_inc", *args], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _pid, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, usage.ru_maxrss / 1024
+    return devstack.peak_rss([sys.executable, "-m", "inc.import_inc", *args], dict(os.environ), ROOT)
 
 
 @pytest.mark.slow
