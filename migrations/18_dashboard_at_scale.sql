@@ -41,30 +41,28 @@ BEGIN
     EXECUTE format($q$
         WITH open_rows AS MATERIALIZED (
             SELECT o.* FROM tickets.inc_open_sla AS o
-            WHERE %1$s AND ($2 IS NULL OR o.normalized_status = $2)
-              AND ($1 IS NULL OR tickets.dashboard_match(o.cluster, o.cluster_name, o.normalized_status, $1, $2))
+            WHERE %1$s AND tickets.dashboard_match(o.cluster, o.cluster_name, o.normalized_status, $1, $2)
         ), closed_rows AS MATERIALIZED (
             SELECT c.* FROM tickets.inc_closed AS c
             WHERE c.closed_at >= lower($4) AND c.closed_at <= upper($4)
-              AND %2$s AND ($2 IS NULL OR c.normalized_status = $2)
-              AND ($1 IS NULL OR tickets.dashboard_match(c.cluster, c.cluster_name, c.normalized_status, $1, $2))
+              AND %2$s AND tickets.dashboard_match(c.cluster, c.cluster_name, c.normalized_status, $1, $2)
         ), by_name AS (
             SELECT by, jsonb_agg(jsonb_build_object(
-                       'name', name, 'open', COALESCE(o.open, 0), 'breached', COALESCE(o.breached, 0),
-                       'closed_in_window', COALESCE(c.closed_in_window, 0),
-                       'mttr_median_minutes', c.mttr_median_minutes)
-                   ORDER BY COALESCE(o.open, 0) DESC, name) AS body
+                       'name', name, 'open', open, 'breached', breached, 'closed_in_window', closed_in_window,
+                       'mttr_median_minutes', mttr_median_minutes) ORDER BY open DESC, name) AS body
             FROM (SELECT b.by, COALESCE(NULLIF(btrim(CASE b.by WHEN 'owner' THEN r.owner ELSE r.assigned_team END),
                                                ''), 'unassigned') AS name,
-                         count(*) AS open, count(*) FILTER (WHERE r.sla_breached) AS breached
-                  FROM open_rows AS r CROSS JOIN (VALUES ('owner'), ('team')) AS b (by)
-                  GROUP BY 1, 2) AS o
-            FULL JOIN (SELECT b.by, COALESCE(NULLIF(btrim(CASE b.by WHEN 'owner' THEN r.owner ELSE r.assigned_team END),
-                                                    ''), 'unassigned') AS name,
-                              count(*) AS closed_in_window,
-                              percentile_cont(0.5) WITHIN GROUP (ORDER BY r.mttr) AS mttr_median_minutes
-                       FROM closed_rows AS r CROSS JOIN (VALUES ('owner'), ('team')) AS b (by)
-                       GROUP BY 1, 2) AS c USING (by, name)
+                         count(*) FILTER (WHERE r.is_open) AS open,
+                         count(*) FILTER (WHERE r.is_open AND r.sla_breached) AS breached,
+                         count(*) FILTER (WHERE NOT r.is_open) AS closed_in_window,
+                         percentile_cont(0.5) WITHIN GROUP (ORDER BY r.mttr) FILTER (WHERE NOT r.is_open)
+                             AS mttr_median_minutes
+                  FROM (SELECT true AS is_open, owner, assigned_team, sla_breached, NULL::integer AS mttr
+                        FROM open_rows
+                        UNION ALL
+                        SELECT false, owner, assigned_team, NULL, mttr FROM closed_rows) AS r
+                  CROSS JOIN (VALUES ('owner'), ('team')) AS b (by)
+                  GROUP BY 1, 2) AS counted
             GROUP BY by
         )
         SELECT json_build_object(
