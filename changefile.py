@@ -158,10 +158,10 @@ class ChangeFile:
 
     def _bound_record(self, more: int) -> None:
         if self._record_bytes + more > self._record_limit:
-            what = ("a header" if self._record_limit == MAX_HEADER_BYTES else "a record")
+            what = "header" if self._record_limit == MAX_HEADER_BYTES else "record"
             raise RejectedFile(self.source, self._record_line,
-                               f"{what} longer than {_size(self._record_limit)} (the limit for one "
-                               f"{what.split()[-1]}, all its fields and line breaks together)")
+                               f"a {what} longer than {_size(self._record_limit)} (the limit for one {what}, all its "
+                               "fields and line breaks together)")
 
     def _decode(self, raw_line: bytes, first: bool) -> str:
         self._bound_record(len(raw_line))
