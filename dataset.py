@@ -37,12 +37,12 @@ class Dataset:
     """Where files that cannot be applied are moved, with a .error.txt beside them."""
     key_pattern: re.Pattern[str]
     """A change-file key; group 'stamp' is the EAT export time that orders files."""
-    post_apply: Callable[[psycopg.Connection], str | None] | None = None
-    """Runs after every --apply run, also when nothing was new; returns a line to report."""
+    post_apply: Callable[[psycopg.Connection, Dataset], str | None] | None = None
+    """Runs after every --apply run, also when nothing was new, given the dataset; returns a line to report."""
 
     @classmethod
     def standard(cls, name: str,
-                 post_apply: Callable[[psycopg.Connection], str | None] | None = None) -> Dataset:
+                 post_apply: Callable[[psycopg.Connection, Dataset], str | None] | None = None) -> Dataset:
         """The layout of the source contract: automations/<name>/{changes,processed,rejected}/."""
         base = f"automations/{name}/"
         return cls(

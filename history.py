@@ -1,27 +1,34 @@
-"""History capture for INC: closure episodes and the daily backlog snapshot (tickets.capture_history())."""
+"""History capture for either dataset: closure episodes and the daily backlog snapshot (tickets.capture_history())."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import psycopg
 
+import cli
 import database
+from dataset import Dataset
 from report import Log
 
-CAPTURE = "SELECT tickets.capture_history()"
+CAPTURE = "SELECT tickets.capture_history(%s)"
 
 
-def capture(conn: psycopg.Connection) -> str:
-    """Run the capture in the caller's transaction; INC's post-apply step, also when nothing was new."""
-    row = conn.execute(CAPTURE).fetchone()
+def capture(conn: psycopg.Connection, dataset: Dataset) -> str:
+    """Run the capture in the caller's transaction; each dataset's post-apply step, also when nothing was new."""
+    row = conn.execute(CAPTURE, (dataset.name,)).fetchone()
     outcome = row[0] if row else None
     return f"history captured: {json.dumps(outcome, sort_keys=True)}"
 
 
-def capture_alone(apply: bool) -> int:
+def capture_command(dataset: Dataset) -> cli.Command:
     """--capture-history: the capture on its own; without --apply it is rolled back."""
-    with database.connect() as conn, conn.transaction(force_rollback=not apply):
-        outcome = capture(conn)
-    Log("inc").info(outcome if apply else f"dry run, rolled back: {outcome}")
-    return 0
+    def run(args: argparse.Namespace) -> int:
+        apply = args.apply
+        with database.connect() as conn, conn.transaction(force_rollback=not apply):
+            outcome = capture(conn, dataset)
+        Log(dataset.name).info(outcome if apply else f"dry run, rolled back: {outcome}")
+        return 0
+    return cli.Command("--capture-history", "run tickets.capture_history() alone: closure events and today's "
+                       "backlog snapshot", run, log_name=dataset.name)

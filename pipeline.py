@@ -75,7 +75,7 @@ def ingest(dataset: Dataset, *, apply: bool, reseed: bool = False, local_files: 
                 ledger.finish_run_log(conn, dataset, run_id, run.report)
         if apply and dataset.post_apply:
             with lost_connection_ends_run(conn, "running the post-apply step"), conn.transaction():
-                outcome = dataset.post_apply(conn)
+                outcome = dataset.post_apply(conn, dataset)
                 fault("mid_post_apply")
             if outcome:
                 log.info(outcome)

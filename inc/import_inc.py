@@ -40,8 +40,7 @@ COMMANDS = (
     cli.Command("--geocode-locations",
                 "geocode the locations of open, actionable tickets without a feed coordinate or a cached result",
                 _geocode_locations, log_name="geocode"),
-    cli.Command("--capture-history", "run tickets.capture_history() alone: closure events and today's backlog "
-                "snapshot", lambda args: history.capture_alone(args.apply), log_name="inc"),
+    history.capture_command(DATASET),
     cli.Command("--load-gazetteer",
                 "fill the cluster gazetteer from a CSV of known centroids (cluster,lat,lon), asking no geocoder",
                 _load_gazetteer, log_name="geocode", metavar="FILE"),

@@ -7,6 +7,9 @@ import json
 import re
 from pathlib import Path
 
+import psycopg
+import pytest
+
 from streamdata import csv_text, ticket_fields
 
 DAY1 = "2026-11-20T18:00:00+03:00"
@@ -30,7 +33,7 @@ def load(run_import, tmp_path, stamp: str, *rows) -> None:
 def capture(db, now: str) -> dict:
     with db.connect() as conn:
         conn.execute("SELECT set_config('fleettickets.now', %s, false)", (now,))
-        return conn.execute("SELECT tickets.capture_history()").fetchone()[0]
+        return conn.execute("SELECT tickets.capture_history('inc')").fetchone()[0]
 
 
 def events(db) -> list[tuple]:
@@ -130,3 +133,47 @@ def test_a_cluster_keeps_its_row_after_its_backlog_empties(db, run_import, tmp_p
     series = db.scalar("SELECT reporting.fn_inc_backlog('2026-11-20', '2026-11-22', 'Karen')")["series"]
     assert [(p["date"], p["open_backlog"]) for p in series] == [
         ("2026-11-20", 1), ("2026-11-21", 0), ("2026-11-22", 0)]
+
+
+def load_crq(run_import, tmp_path, stamp: str, *rows) -> None:
+    path = tmp_path / f"{stamp}.csv"
+    path.write_text(csv_text(list(rows)))
+    outcome = run_import("crq", "--crq-csv", str(path), "--apply")
+    assert outcome.code == 0, outcome.output
+
+
+def test_crq_closures_become_crq_episodes_and_leave_inc_history_alone(db, run_import, tmp_path, monkeypatch):
+    monkeypatch.setenv("PGOPTIONS", f"-c fleettickets.now={DAY1}")
+    load(run_import, tmp_path, "2026-11-20T09-00-00", version("INC000000000001", "2026-11-20 09:00:00", "closed"))
+    inc_before = db.query("SELECT * FROM tickets.closure_events WHERE dataset = 'inc'")
+    inc_snapshot = db.query("SELECT * FROM tickets.inc_daily_snapshot")
+
+    load_crq(run_import, tmp_path, "2026-11-20T09-00-00",
+             version("CRQ000000000001", "2026-11-20 09:00:00", "closed"),
+             version("CRQ000000000002", "2026-11-20 09:00:00", "new", cluster="Karen"))
+    load_crq(run_import, tmp_path, "2026-11-20T10-00-00",
+             version("CRQ000000000001", "2026-11-20 10:00:00", "in_progress"))   # reopened
+    load_crq(run_import, tmp_path, "2026-11-20T11-00-00",
+             version("CRQ000000000001", "2026-11-20 11:00:00", "closed"))        # closed again: a new episode
+
+    assert db.query("SELECT dataset, ticket_id, closed_at FROM tickets.closure_events WHERE dataset = 'crq' "
+                    "ORDER BY event_id") == [
+        ("crq", "CRQ000000000001", dt.datetime(2026, 11, 20, 6, 0, tzinfo=dt.UTC)),
+        ("crq", "CRQ000000000001", dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC))]
+    assert db.query("SELECT * FROM tickets.closure_events WHERE dataset = 'inc'") == inc_before
+    assert db.query("SELECT * FROM tickets.inc_daily_snapshot") == inc_snapshot
+    assert db.query("SELECT cluster, open_backlog, opened, closed FROM tickets.crq_daily_snapshot ORDER BY cluster"
+                    ) == [("(all)", 1, 2, 1), ("Karen", 1, 1, 0), ("Quarry Road", 0, 1, 1)]
+    series = db.scalar("SELECT reporting.fn_crq_backlog('2026-11-19', '2026-11-21', 'PTMP')")
+    assert series == {"cluster": "Pipeline", "series": []}
+    series = db.scalar("SELECT reporting.fn_crq_backlog('2026-11-19', '2026-11-21', NULL)")
+    assert [(p["date"], p["open_backlog"], p["opened"], p["closed"]) for p in series["series"]] == [
+        ("2026-11-20", 1, 2, 1)]
+
+    alone = run_import("crq", "--capture-history", "--apply")
+    assert alone.code == 0 and alone.out.startswith("crq: history captured") and '"events_added": 0' in alone.out
+
+
+def test_a_capture_names_a_known_dataset(db):
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="dataset must be inc or crq"):
+        db.scalar("SELECT tickets.capture_history('chg')")

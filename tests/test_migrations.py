@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 import sys
@@ -129,5 +130,35 @@ def test_15_upgrades_a_database_migrated_by_the_previous_main(empty_db, migratio
     assert "Applying 15_edges_and_cluster_keys.sql … done in" in upgrade.stdout
     assert empty_db.query("SELECT rows_read, blank_lines FROM tickets.ingest_files") == [(1, 0)]
     assert empty_db.scalar("SELECT cluster_name FROM tickets.inc_open_sla") == "Quarry Road"
-    assert empty_db.scalar("SELECT tickets.capture_history()->>'snapshot_rows'") == "2"
+    assert empty_db.scalar("SELECT tickets.capture_history('inc')->>'snapshot_rows'") == "2"
     assert empty_db.query("SELECT cluster FROM tickets.inc_daily_snapshot ORDER BY 1") == [("(all)",), ("Quarry Road",)]
+
+
+def test_19_keeps_inc_history_and_sla_target_on_a_database_migrated_by_the_previous_main(empty_db, migrations_copy):
+    """Migrate to 18 as the field databases are, capture some history, then upgrade: it is INC's and it stays."""
+    (migrations_copy / "19_read_path_by_dataset.sql").unlink()
+    assert run_cli("--dir", str(migrations_copy)).returncode == 0
+    empty_db.execute("""
+        INSERT INTO tickets.inc (ticket_id, raw) VALUES
+            ('INC000000000001', '{"cluster": "QOA", "bucket": "closed", "closed_at": "2026-11-20 07:00:00",
+                                  "assigned_team": "Splicing Team A"}'),
+            ('INC000000000002', '{"cluster": "Karen", "bucket": "open", "first_seen_at": "2026-11-20 06:00:00"}');
+        UPDATE tickets.sla_settings SET target = interval '12 hours' WHERE dataset = 'inc';
+        SET fleettickets.now = '2026-11-20 18:00+03';
+        SELECT tickets.capture_history();""")
+    events = empty_db.query("SELECT * FROM tickets.closure_events")
+    snapshot = empty_db.query("SELECT * FROM tickets.inc_daily_snapshot ORDER BY cluster")
+    captured = empty_db.scalar("SELECT last_captured_at FROM tickets.history_capture_meta")
+    assert len(events) == 1 and len(snapshot) == 3
+
+    upgrade = run_cli()
+
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "Applying 19_read_path_by_dataset.sql … done in" in upgrade.stdout
+    assert empty_db.query("SELECT * FROM tickets.closure_events") == [(*events[0], "inc")]
+    assert empty_db.query("SELECT * FROM tickets.inc_daily_snapshot ORDER BY cluster") == snapshot
+    assert empty_db.query("SELECT * FROM tickets.history_captures") == [("inc", captured)]
+    assert empty_db.query("SELECT dataset, target, start_columns FROM tickets.sla_settings ORDER BY 1") == [
+        ("crq", dt.timedelta(hours=72), ["scheduled_at", "created_at_service", "first_seen_at"]),
+        ("inc", dt.timedelta(hours=12), ["created_at_service", "first_seen_at"])]
+    assert empty_db.scalar("SELECT sla_start_source FROM tickets.inc_open_sla") == "first_seen_at"

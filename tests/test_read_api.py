@@ -22,8 +22,13 @@ def eat(hours_before_now: float) -> str:
     return (NOW - dt.timedelta(hours=hours_before_now)).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def generated_tickets() -> list[dict[str, str]]:
-    """Forty tickets covering open/closed, both SLA starts, every window and the alias codes."""
+# Each dataset's SLA rule as the migrations set it: start columns in order, target.
+INC_RULE = (("created_at_service", "first_seen_at"), dt.timedelta(hours=24))
+CRQ_RULE = (("scheduled_at", "created_at_service", "first_seen_at"), dt.timedelta(hours=72))
+
+
+def generated_tickets(prefix: str = "INC") -> list[dict[str, str]]:
+    """Forty tickets covering open/closed, every SLA start, every window and the alias codes."""
     rows = []
     for n in range(40):
         closed = n % 3 == 0
@@ -37,8 +42,10 @@ def generated_tickets() -> list[dict[str, str]]:
             "closed_at": eat(n * 4 + 1) if closed else "",
             "mttr": f"{30 + 7 * n}.{n % 5}" if closed else "",
             "source_updated_at": eat(0.5),
+            # Installations are scheduled from 100 hours ago to 95 hours ahead; some never are.
+            "scheduled_at": "" if n % 5 == 0 else eat(100 - 5 * n),
         }
-        rows.append(ticket_fields(f"INC{n:012d}", **fields))
+        rows.append(ticket_fields(f"{prefix}{n:012d}", **fields))
     return rows
 
 
@@ -75,20 +82,29 @@ def percentile_cont(values: list[int], fraction: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def expected_metrics(rows, cluster=None, status=None, since=NOW - dt.timedelta(hours=24), until=NOW) -> dict:
+def sla_start(row: dict[str, str], rule=INC_RULE) -> tuple[dt.datetime | None, str | None]:
+    """The first of the rule's start columns the ticket has, and which one."""
+    for column in rule[0]:
+        if row[column]:
+            return parse(row[column]), column
+    return None, None
+
+
+def expected_metrics(rows, cluster=None, status=None, since=NOW - dt.timedelta(hours=24), until=NOW,
+                     rule=INC_RULE) -> dict:
     """The dashboard's numbers, computed here from the generated rows."""
     def matches(row):
         return ((cluster is None or cluster.lower() in (row["cluster"].lower(), canonical(row["cluster"]).lower()))
                 and (status is None or row["normalized_status"] == status))
 
     opened = [r for r in rows if r["bucket"] == "open" and matches(r)]
-    starts = [parse(r["created_at_service"]) or parse(r["first_seen_at"]) for r in opened]
+    starts = [sla_start(r, rule)[0] for r in opened]
     closed = [r for r in rows if r["closed_at"] and matches(r) and since <= parse(r["closed_at"]) <= until]
     mttrs = [int(Decimal(r["mttr"]).quantize(Decimal(1), ROUND_HALF_UP)) for r in closed]
     return {
         "open": len(opened),
         "actionable": sum(r["is_actionable"] == "true" for r in opened),
-        "breached": sum(1 for s in starts if s and NOW - s > dt.timedelta(hours=24)),
+        "breached": sum(1 for s in starts if s and NOW - s > rule[1]),
         "closed_in_window": len(closed),
         "mttr_median_minutes": statistics.median(mttrs) if mttrs else None,
         "mttr_p90_minutes": percentile_cont(mttrs, 0.9),
@@ -209,3 +225,105 @@ def test_the_documented_example_has_the_shape_of_a_real_payload(db, loaded):
     real = call(db, "SELECT reporting.fn_inc_dashboard('Kilimani', NULL, '7d', NULL, NULL)")
     assert shape(example) == shape(real)
     assert example["metrics"] == real["metrics"]
+
+
+@pytest.fixture
+def loaded_crq(db, run_import, tmp_path):
+    rows = generated_tickets("CRQ")
+    path = tmp_path / "2026-11-21T11-40-00.csv"
+    path.write_text(csv_text(rows))
+    assert run_import("crq", "--crq-csv", str(path), "--apply").code == 0
+    return rows
+
+
+def expected_open_sla(rows, rule) -> dict[str, list]:
+    """ticket_id -> [start source, age in minutes, breached] for every open ticket, by `rule`."""
+    expected = {}
+    for row in rows:
+        if row["bucket"] == "open":
+            start, source = sla_start(row, rule)
+            age = (NOW - start) // dt.timedelta(minutes=1) if start else None
+            expected[row["ticket_id"]] = [source, age, NOW - start > rule[1] if start else None]
+    return expected
+
+
+def open_sla_view(db, view: str) -> dict[str, list]:
+    return {row[0]: row[1:] for row in call(db, f"""
+        SELECT jsonb_agg(jsonb_build_array(ticket_id, sla_start_source, age_minutes, sla_breached))
+        FROM tickets.{view}""")}
+
+
+def test_crq_open_sla_holds_the_open_crq_tickets_by_the_crq_rule_and_follows_an_update(db, loaded, loaded_crq):
+    expected = expected_open_sla(loaded_crq, CRQ_RULE)
+    assert {source for source, _age, _breached in expected.values()} == {
+        "scheduled_at", "created_at_service", "first_seen_at", None}  # the data exercises every step of the rule
+    assert open_sla_view(db, "crq_open_sla") == expected
+    assert open_sla_view(db, "inc_open_sla") == expected_open_sla(loaded, INC_RULE)  # INC's rule is untouched
+
+    db.execute("UPDATE tickets.sla_settings SET start_columns = '{first_seen_at,created_at_service}', "
+               "target = interval '10 hours' WHERE dataset = 'crq'")
+    changed = (("first_seen_at", "created_at_service"), dt.timedelta(hours=10))
+    assert open_sla_view(db, "crq_open_sla") == expected_open_sla(loaded_crq, changed) != expected
+    assert open_sla_view(db, "inc_open_sla") == expected_open_sla(loaded, INC_RULE)
+
+
+@pytest.mark.parametrize("columns", ["{closed_at}", "{}", "{scheduled_at,NULL}", "{{scheduled_at}}"])
+def test_an_sla_rule_naming_no_known_start_column_is_refused(db, columns):
+    with pytest.raises(psycopg.errors.CheckViolation, match="sla_settings_start_columns_known"):
+        db.execute("UPDATE tickets.sla_settings SET start_columns = %s WHERE dataset = 'crq'", (columns,))
+
+
+@pytest.mark.parametrize(("cluster", "status", "window", "since"), [
+    (None, None, "24h", dt.timedelta(hours=24)),
+    (None, None, "30d", dt.timedelta(days=30)),
+    ("QOA", None, "7d", dt.timedelta(days=7)),
+    ("kilimani", "pending", "30d", dt.timedelta(days=30)),
+], ids=["all-24h", "all-30d", "alias-code", "cluster-and-status"])
+def test_crq_dashboard_metrics_equal_an_independent_computation(db, loaded, loaded_crq, cluster, status, window,
+                                                                 since):
+    payload = call(db, "SELECT reporting.fn_crq_dashboard(%s, %s, %s, NULL, NULL)", (cluster, status, window))
+    expected = expected_metrics(loaded_crq, cluster, status, NOW - since, rule=CRQ_RULE)
+    assert {k: payload["metrics"][k] for k in expected} == expected
+    assert {f["id"] for f in payload["open"]["features"]} == {
+        r["ticket_id"] for r in loaded_crq if r["bucket"] == "open"
+        and (cluster is None or cluster.lower() in (r["cluster"].lower(), canonical(r["cluster"]).lower()))
+        and (status is None or r["normalized_status"] == status)}
+    assert len(payload["closed"]["features"]) == expected["closed_in_window"]
+    assert payload["freshness"]["content_lag_minutes"] == 30
+    for breakdown in ("by_owner", "by_team"):
+        assert sum(g["closed_in_window"] for g in payload[breakdown]) == expected["closed_in_window"]
+
+
+@pytest.mark.parametrize(("window", "start", "end"), [
+    ("1w", None, None), (None, None, None), ("custom", NOW, NOW - dt.timedelta(hours=1)), ("custom", None, NOW)])
+def test_crq_dashboard_rejects_what_inc_rejects_with_the_same_error(db, window, start, end):
+    errors = []
+    for function in ("fn_inc_dashboard", "fn_crq_dashboard"):
+        with pytest.raises(psycopg.errors.InvalidParameterValue) as caught:
+            call(db, f"SELECT reporting.{function}(NULL, NULL, %s, %s, %s)", (window, start, end))
+        errors.append(caught.value.diag.message_primary)
+    assert errors[0] == errors[1] and errors[0].startswith("p_window")
+
+
+def test_a_closure_counts_for_the_team_and_owner_that_closed_it(db, run_import, tmp_path):
+    def load(stamp: str, team: str, owner: str, updated: float) -> None:
+        row = ticket_fields("INC000000000001", normalized_status="closed", bucket="closed", is_actionable="false",
+                            cluster="Karen", assigned_team=team, owner=owner, closed_at=eat(5), mttr="60",
+                            source_updated_at=eat(updated))
+        path = tmp_path / f"{stamp}.csv"
+        path.write_text(csv_text([row]))
+        assert run_import("inc", "--inc-csv", str(path), "--apply").code == 0  # each run captures history
+
+    load("2026-11-21T07-00-00", "Splicing Team A", "aotieno", 4)   # closed while team A held it
+    load("2026-11-21T08-00-00", "NOC Tier 2", "jwanjiru", 3)       # then reassigned, still closed: same episode
+    # A closure no capture has seen (written behind the ingest's back) counts for its current team.
+    db.execute("INSERT INTO tickets.inc (ticket_id, raw) VALUES ('INC000000000002', %s)",
+               (psycopg.types.json.Jsonb({"bucket": "closed", "normalized_status": "closed", "cluster": "Karen",
+                                          "assigned_team": "NOC Tier 2", "closed_at": eat(6), "mttr": "30"}),))
+
+    payload = call(db, "SELECT reporting.fn_inc_dashboard(NULL, NULL, '24h', NULL, NULL)")
+    closed_by = {g["name"]: g["closed_in_window"] for g in payload["by_team"]}
+    assert closed_by == {"Splicing Team A": 1, "NOC Tier 2": 1}
+    assert {g["name"]: g["closed_in_window"] for g in payload["by_owner"]} == {"aotieno": 1, "unassigned": 1}
+    # The features still show who holds each ticket now.
+    assert {f["properties"]["assigned_team"] for f in payload["closed"]["features"]} == {"NOC Tier 2"}
