@@ -2,7 +2,7 @@
 
 A lock key is two numbers: NAMESPACE, so fleettickets never collides with the
 other apps sharing the database, and the lock's own number below. The SQL
-side (tickets.capture_history() in migrations 10 and 15) takes the same
+side (tickets.capture_history() in migrations 10, 15 and 19) takes the same
 numbers; tests/test_locks.py checks every number written in a migration
 against this registry.
 """

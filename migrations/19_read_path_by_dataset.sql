@@ -238,13 +238,16 @@ BEGIN
         FROM tickets.open_sla AS o
         WHERE o.dataset = wanted
         UNION ALL
-        -- Opened today by the dataset's SLA start rule, closed today by closed_at.
+        -- Opened today by the dataset's SLA start rule, closed today by
+        -- closed_at. A start today needs some start column today or later:
+        -- the latest_start index finds those few tickets without a scan.
         SELECT COALESCE(t.cluster_name, '(none)'), 0, 0, 0,
                (t.sla_start >= day_start AND t.sla_start < day_start + interval '1 day')::integer,
                (t.closed_at >= day_start AND t.closed_at < day_start + interval '1 day')::integer
         FROM tickets.ticket_sla AS t
         WHERE t.dataset = wanted
-          AND ((t.sla_start >= day_start AND t.sla_start < day_start + interval '1 day')
+          AND ((GREATEST(t.created_at_service, t.scheduled_at, t.first_seen_at, t.source_created_at) >= day_start
+                AND t.sla_start >= day_start AND t.sla_start < day_start + interval '1 day')
                OR (t.closed_at >= day_start AND t.closed_at < day_start + interval '1 day'))
         UNION ALL
         -- A cluster seen on an earlier day keeps a row (of zeros if need be),
@@ -263,24 +266,28 @@ BEGIN
                               'snapshot_date', today);
 END
 $$;
--- The SLA start is no longer one fixed expression, so these serve nothing.
+-- The SLA start is no longer one fixed expression, so these serve nothing;
+-- the latest of every column a rule may name (sla_settings_start_columns_known)
+-- bounds every rule's start from above instead.
 DROP INDEX tickets.inc_sla_start_idx;
 DROP INDEX tickets.crq_sla_start_idx;
+CREATE INDEX inc_latest_start_idx ON tickets.inc
+    (GREATEST(created_at_service, scheduled_at, first_seen_at, source_created_at));
+CREATE INDEX crq_latest_start_idx ON tickets.crq
+    (GREATEST(created_at_service, scheduled_at, first_seen_at, source_created_at));
 
--- The dashboard of either dataset, as fn_inc_dashboard was built in migration
--- 18: one query text run by EXECUTE, planned with the arguments' values (a
--- cluster filter by the cluster_key indexes, the dataset by pruning the other
--- table). %1$s and %2$s are the cluster conditions ('true' when there is
--- none), %3$L the dataset.
-CREATE FUNCTION tickets.dashboard(p_dataset text, p_cluster text, p_status text, p_window text,
-                                  p_from timestamptz, p_to timestamptz) RETURNS json
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public, pg_temp AS $fn$
-DECLARE
-    dataset text := tickets.known_dataset(p_dataset);
-    win tstzrange := tickets.dashboard_window(p_window, p_from, p_to);
-    result json;
+-- The dashboard of either dataset: the query fn_inc_dashboard ran since
+-- migration 18, as text, for the reporting function to run by EXECUTE so that
+-- it is planned with the arguments' values (a cluster filter by the
+-- cluster_key indexes, the dataset by pruning the other table). Its
+-- parameters: $1 cluster, $2 status, $3 window name, $4 window range, $5 the
+-- cluster's keys. %1$s and %2$s are the cluster conditions ('true' when there
+-- is none), %3$L the dataset. Returning the text, not the payload, spares
+-- copying a payload of megabytes through one more function call.
+CREATE FUNCTION tickets.dashboard_query(p_dataset text, p_filtered boolean) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $fn$
 BEGIN
-    EXECUTE format($q$
+    RETURN format($q$
         WITH open_rows AS MATERIALIZED (
             SELECT o.* FROM tickets.open_sla AS o
             WHERE o.dataset = %3$L AND %1$s AND tickets.dashboard_match(o.cluster, o.cluster_name, o.normalized_status, $1, $2)
@@ -379,28 +386,44 @@ BEGIN
             'by_owner', COALESCE((SELECT body FROM by_name WHERE by = 'owner'), '[]'::jsonb)::json,
             'by_team', COALESCE((SELECT body FROM by_name WHERE by = 'team'), '[]'::jsonb)::json)
         $q$,
-        CASE WHEN p_cluster IS NULL THEN 'true' ELSE 'tickets.cluster_key(o.cluster) = ANY($5)' END,
-        CASE WHEN p_cluster IS NULL THEN 'true' ELSE 'tickets.cluster_key(c.cluster) = ANY($5)' END,
-        dataset)
-    INTO result
-    USING p_cluster, p_status, p_window, win, tickets.cluster_keys_of(p_cluster);
-    RETURN result;
+        CASE WHEN p_filtered THEN 'tickets.cluster_key(o.cluster) = ANY($5)' ELSE 'true' END,
+        CASE WHEN p_filtered THEN 'tickets.cluster_key(c.cluster) = ANY($5)' ELSE 'true' END,
+        tickets.known_dataset(p_dataset));
 END
 $fn$;
 
 
+-- Both dashboards run that one query. Without parallel workers: funnelling
+-- 10,000 wide open rows through two workers' tuple queues cost more than the
+-- scan it split (measured on the bad-week benchmark).
 CREATE OR REPLACE FUNCTION reporting.fn_inc_dashboard(p_cluster text DEFAULT NULL, p_status text DEFAULT NULL,
                                                       p_window text DEFAULT '24h', p_from timestamptz DEFAULT NULL,
                                                       p_to timestamptz DEFAULT NULL) RETURNS json
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
-    SELECT tickets.dashboard('inc', p_cluster, p_status, p_window, p_from, p_to)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+SET max_parallel_workers_per_gather = 0 AS $$
+DECLARE
+    result json;
+BEGIN
+    EXECUTE tickets.dashboard_query('inc', p_cluster IS NOT NULL) INTO result
+    USING p_cluster, p_status, p_window, tickets.dashboard_window(p_window, p_from, p_to),
+          tickets.cluster_keys_of(p_cluster);
+    RETURN result;
+END
 $$;
 
 CREATE FUNCTION reporting.fn_crq_dashboard(p_cluster text DEFAULT NULL, p_status text DEFAULT NULL,
                                            p_window text DEFAULT '24h', p_from timestamptz DEFAULT NULL,
                                            p_to timestamptz DEFAULT NULL) RETURNS json
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
-    SELECT tickets.dashboard('crq', p_cluster, p_status, p_window, p_from, p_to)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+SET max_parallel_workers_per_gather = 0 AS $$
+DECLARE
+    result json;
+BEGIN
+    EXECUTE tickets.dashboard_query('crq', p_cluster IS NOT NULL) INTO result
+    USING p_cluster, p_status, p_window, tickets.dashboard_window(p_window, p_from, p_to),
+          tickets.cluster_keys_of(p_cluster);
+    RETURN result;
+END
 $$;
 
 -- The backlog-over-time series of either dataset, from its daily snapshots.
@@ -426,6 +449,12 @@ CREATE FUNCTION reporting.fn_crq_backlog(p_from date, p_to date, p_cluster text 
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
     SELECT tickets.backlog('crq', p_from, p_to, p_cluster)
 $$;
+
+-- Dispatch walks only the open, actionable tickets, so its index holds only
+-- them: a small index to keep up, and a nearest-first walk that never steps
+-- over a closed ticket.
+CREATE INDEX inc_open_actionable_geog_idx ON tickets.inc USING gist (geog) WHERE bucket = 'open' AND is_actionable;
+CREATE INDEX crq_open_actionable_geog_idx ON tickets.crq USING gist (geog) WHERE bucket = 'open' AND is_actionable;
 
 -- Dispatch: the open, actionable tickets nearest a point, nearest first. The
 -- geog GiST indexes walk the tickets in distance order (KNN), which PostGIS
@@ -463,14 +492,14 @@ BEGIN
     END IF;
     EXECUTE $q$
         WITH candidates AS (
-            -- Straight from the tables (no join above them), so each one's
-            -- geog index yields its tickets nearest first and a merge of the
-            -- two stops at the limit.
+            -- Straight from the tables (no join above them) and ordered by
+            -- distance alone, so each one's geog index yields its tickets
+            -- nearest first and a merge of the two stops at the limit.
             SELECT t.dataset, t.ticket_id
             FROM tickets.all_tickets AS t
             WHERE t.bucket = 'open' AND t.is_actionable AND ($4::text IS NULL OR t.dataset = $4)
               AND ST_DWithin(t.geog, $1, $2, false)
-            ORDER BY t.geog <-> $1, t.ticket_id
+            ORDER BY t.geog <-> $1
             LIMIT $3
         ), nearest AS (
             SELECT o.*, ST_Distance(o.geog, $1, false) AS distance_m

@@ -117,3 +117,31 @@ def test_nearest_rejects_bad_arguments_saying_what_is_allowed(db, args, message)
 def test_nearest_uses_its_defaults(db, tickets):
     defaults = db.scalar("SELECT reporting.fn_nearest_open_tickets(%s, %s)", HERE)
     assert [f["id"] for f in defaults["features"]] == [f["ticket_id"] for f in nearest(db)]
+
+
+def test_the_documented_dispatch_example_is_a_real_payload(db, run_import, tmp_path):
+    import json
+    import os
+    import re
+    from pathlib import Path
+
+    rows = {
+        "inc": [ticket_fields("INC000000000101", latitude="-1.292800", longitude="36.823100", cluster="Kilimani",
+                              location_name="Uhuru House, Ngong Rd", assigned_team="FieldOps Nairobi West",
+                              created_at_service="2026-11-21 08:00:00")],
+        "crq": [ticket_fields("CRQ000000000202", latitude="-1.300400", longitude="36.815000", cluster="QOA",
+                              location_name="Amani Plaza", scheduled_at="2026-11-18 09:00:00", owner="aotieno"),
+                ticket_fields("CRQ000000000203", latitude="-1.290000", longitude="36.820000", is_actionable="false")],
+    }
+    for dataset, dataset_rows in rows.items():
+        path = tmp_path / f"{dataset}-2026-11-21T11-40-00.csv"
+        path.write_text(csv_text(dataset_rows))
+        assert run_import(dataset, f"--{dataset}-csv", str(path), "--apply").code == 0
+    with db.connect() as conn:
+        conn.execute("SET fleettickets.now = '2026-11-21 12:00+03'")
+        real = conn.execute("SELECT reporting.fn_nearest_open_tickets(-1.2921, 36.8219, 5, 20)").fetchone()[0]
+    if os.environ.get("FLEETTICKETS_WRITE_EXAMPLE"):
+        Path(os.environ["FLEETTICKETS_WRITE_EXAMPLE"]).write_text(json.dumps(real, indent=2))
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "dashboard-api-contract.md").read_text()
+    documented = json.loads(re.search(r"\*\*Dispatch example\*\*.*?```json\n(.*?)\n```", doc, re.S).group(1))
+    assert documented == real

@@ -150,7 +150,13 @@ def test_crq_closures_become_crq_episodes_and_leave_inc_history_alone(db, run_im
 
     load_crq(run_import, tmp_path, "2026-11-20T09-00-00",
              version("CRQ000000000001", "2026-11-20 09:00:00", "closed"),
-             version("CRQ000000000002", "2026-11-20 09:00:00", "new", cluster="Karen"))
+             version("CRQ000000000002", "2026-11-20 09:00:00", "new", cluster="Karen"),
+             # Raised yesterday, scheduled today: CRQ's rule starts its clock today, so it opened today.
+             version("CRQ000000000003", "2026-11-20 09:00:00", "new", cluster="Karen")
+             | {"created_at_service": "2026-11-19 08:00:00", "scheduled_at": "2026-11-20 10:00:00"},
+             # Raised today, scheduled tomorrow: it did not open today.
+             version("CRQ000000000004", "2026-11-20 09:00:00", "new", cluster="Karen")
+             | {"scheduled_at": "2026-11-21 10:00:00"})
     load_crq(run_import, tmp_path, "2026-11-20T10-00-00",
              version("CRQ000000000001", "2026-11-20 10:00:00", "in_progress"))   # reopened
     load_crq(run_import, tmp_path, "2026-11-20T11-00-00",
@@ -163,12 +169,12 @@ def test_crq_closures_become_crq_episodes_and_leave_inc_history_alone(db, run_im
     assert db.query("SELECT * FROM tickets.closure_events WHERE dataset = 'inc'") == inc_before
     assert db.query("SELECT * FROM tickets.inc_daily_snapshot") == inc_snapshot
     assert db.query("SELECT cluster, open_backlog, opened, closed FROM tickets.crq_daily_snapshot ORDER BY cluster"
-                    ) == [("(all)", 1, 2, 1), ("Karen", 1, 1, 0), ("Quarry Road", 0, 1, 1)]
+                    ) == [("(all)", 3, 3, 1), ("Karen", 3, 2, 0), ("Quarry Road", 0, 1, 1)]
     series = db.scalar("SELECT reporting.fn_crq_backlog('2026-11-19', '2026-11-21', 'PTMP')")
     assert series == {"cluster": "Pipeline", "series": []}
     series = db.scalar("SELECT reporting.fn_crq_backlog('2026-11-19', '2026-11-21', NULL)")
     assert [(p["date"], p["open_backlog"], p["opened"], p["closed"]) for p in series["series"]] == [
-        ("2026-11-20", 1, 2, 1)]
+        ("2026-11-20", 3, 3, 1)]
 
     alone = run_import("crq", "--capture-history", "--apply")
     assert alone.code == 0 and alone.out.startswith("crq: history captured") and '"events_added": 0' in alone.out

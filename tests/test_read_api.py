@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import statistics
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -206,25 +209,34 @@ def test_owner_and_team_breakdowns_add_up_to_the_totals(db, loaded, window):
         assert "" not in {g["name"] for g in groups}
 
 
-def test_the_documented_example_has_the_shape_of_a_real_payload(db, loaded):
-    import json
-    import re
-    from pathlib import Path
+def shape(value):
+    """The keys of a payload, its lists cut to their first item, values dropped."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return None
 
-    def shape(value):
-        if isinstance(value, dict):
-            return {key: shape(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [shape(value[0])] if value else []
-        return None
 
+def documented_example() -> dict:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "dashboard-api-contract.md").read_text()
-    example = json.loads(re.search(r"\*\*Example payload\*\*.*?```json\n(.*?)\n```", doc, re.S).group(1))
+    return json.loads(re.search(r"\*\*Example payload\*\*.*?```json\n(.*?)\n```", doc, re.S).group(1))
+
+
+def test_the_documented_example_has_the_shape_of_a_real_payload(db, loaded):
+    example = documented_example()
     db.execute("INSERT INTO tickets.geo_clusters (cluster, lat, lon, status) VALUES ('Kilimani', -1.29, 36.78, 'ok')")
     db.execute("SELECT tickets.resolve_ticket_geoms()")
     real = call(db, "SELECT reporting.fn_inc_dashboard('Kilimani', NULL, '7d', NULL, NULL)")
     assert shape(example) == shape(real)
     assert example["metrics"] == real["metrics"]
+
+
+def test_the_crq_payload_has_the_documented_shape(db, loaded_crq):
+    db.execute("INSERT INTO tickets.geo_clusters (cluster, lat, lon, status) VALUES ('Kilimani', -1.29, 36.78, 'ok')")
+    db.execute("SELECT tickets.resolve_ticket_geoms()")
+    real = call(db, "SELECT reporting.fn_crq_dashboard('Kilimani', NULL, '7d', NULL, NULL)")
+    assert shape(documented_example()) == shape(real)
 
 
 @pytest.fixture
