@@ -137,8 +137,9 @@ $$;
 ALTER TABLE tickets.closure_events ADD COLUMN dataset text NOT NULL DEFAULT 'inc'
     CONSTRAINT closure_events_dataset_known CHECK (dataset IN ('inc', 'crq'));
 ALTER TABLE tickets.closure_events ALTER COLUMN dataset DROP DEFAULT;
--- The dashboard finds the event of each closure in its window by these.
-CREATE INDEX closure_events_dataset_closed_at_idx ON tickets.closure_events (dataset, closed_at);
+-- The dashboard finds the latest event of each closed ticket by this.
+CREATE INDEX closure_events_latest_idx ON tickets.closure_events (dataset, ticket_id, event_id)
+    INCLUDE (owner, assigned_team);
 
 CREATE TABLE tickets.history_captures (
     dataset          text PRIMARY KEY CHECK (dataset IN ('inc', 'crq')),
@@ -310,18 +311,18 @@ BEGIN
                         FROM open_rows
                         UNION ALL
                         -- A closure counts for the owner and team its closure event recorded (the
-                        -- capture that saw it closed), else for the ticket's current ones.
-                        SELECT false, CASE WHEN e.ticket_id IS NULL THEN c.owner ELSE e.owner END,
-                               CASE WHEN e.ticket_id IS NULL THEN c.assigned_team ELSE e.assigned_team END, NULL,
-                               c.mttr
+                        -- capture that first saw the ticket closed: its latest event, as a reopened
+                        -- and reclosed ticket has one per episode), else for the ticket's current
+                        -- ones. Not matched on closed_at: a resolved ticket's closed_at moves when it
+                        -- is closed, within the same episode.
+                        SELECT false, CASE WHEN e.found THEN e.owner ELSE c.owner END,
+                               CASE WHEN e.found THEN e.assigned_team ELSE c.assigned_team END, NULL, c.mttr
                         FROM closed_rows AS c
-                        LEFT JOIN (SELECT DISTINCT ON (ev.ticket_id, ev.closed_at) ev.ticket_id, ev.closed_at,
-                                          ev.owner, ev.assigned_team
-                                   FROM tickets.closure_events AS ev
-                                   WHERE ev.dataset = %3$L AND ev.closed_at >= lower($4)
-                                     AND ev.closed_at <= upper($4)
-                                   ORDER BY ev.ticket_id, ev.closed_at, ev.event_id DESC) AS e
-                               ON e.ticket_id = c.ticket_id AND e.closed_at = c.closed_at) AS r
+                        LEFT JOIN LATERAL (SELECT true AS found, ev.owner, ev.assigned_team
+                                           FROM tickets.closure_events AS ev
+                                           WHERE ev.dataset = %3$L AND ev.ticket_id = c.ticket_id
+                                           ORDER BY ev.event_id DESC
+                                           LIMIT 1) AS e ON true) AS r
                   CROSS JOIN (VALUES ('owner'), ('team')) AS b (by)
                   GROUP BY 1, 2) AS counted
             GROUP BY by

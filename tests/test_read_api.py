@@ -318,16 +318,17 @@ def test_crq_dashboard_rejects_what_inc_rejects_with_the_same_error(db, window, 
 
 
 def test_a_closure_counts_for_the_team_and_owner_that_closed_it(db, run_import, tmp_path):
-    def load(stamp: str, team: str, owner: str, updated: float) -> None:
-        row = ticket_fields("INC000000000001", normalized_status="closed", bucket="closed", is_actionable="false",
-                            cluster="Karen", assigned_team=team, owner=owner, closed_at=eat(5), mttr="60",
+    def load(stamp: str, team: str, owner: str, updated: float, status: str, closed: float) -> None:
+        row = ticket_fields("INC000000000001", normalized_status=status, bucket="closed", is_actionable="false",
+                            cluster="Karen", assigned_team=team, owner=owner, closed_at=eat(closed), mttr="60",
                             source_updated_at=eat(updated))
         path = tmp_path / f"{stamp}.csv"
         path.write_text(csv_text([row]))
         assert run_import("inc", "--inc-csv", str(path), "--apply").code == 0  # each run captures history
 
-    load("2026-11-21T07-00-00", "Splicing Team A", "aotieno", 4)   # closed while team A held it
-    load("2026-11-21T08-00-00", "NOC Tier 2", "jwanjiru", 3)       # then reassigned, still closed: same episode
+    load("2026-11-21T07-00-00", "Splicing Team A", "aotieno", 4, "resolved", 5)  # resolved while team A held it
+    # Then closed by the desk and reassigned, its closed_at moved: still the same episode, still A's closure.
+    load("2026-11-21T08-00-00", "NOC Tier 2", "jwanjiru", 3, "closed", 3.5)
     # A closure no capture has seen (written behind the ingest's back) counts for its current team.
     db.execute("INSERT INTO tickets.inc (ticket_id, raw) VALUES ('INC000000000002', %s)",
                (psycopg.types.json.Jsonb({"bucket": "closed", "normalized_status": "closed", "cluster": "Karen",
