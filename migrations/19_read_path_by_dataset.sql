@@ -487,7 +487,8 @@ BEGIN
         RAISE EXCEPTION 'p_limit must be between 1 and 500 (got %)', COALESCE(p_limit::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF p_dataset IS NOT NULL AND p_dataset NOT IN ('inc', 'crq') THEN
+    -- Any case and spacing, as p_cluster: 'INC' is inc.
+    IF p_dataset IS NOT NULL AND lower(btrim(p_dataset)) NOT IN ('inc', 'crq') THEN
         RAISE EXCEPTION 'p_dataset must be inc, crq, or NULL for both (got %)', quote_literal(p_dataset)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -520,7 +521,8 @@ BEGIN
         FROM nearest AS n
     $q$
     INTO result
-    USING ST_SetSRID(ST_MakePoint(p_lon, p_lat), 4326)::geography, p_radius_km * 1000, p_limit, p_dataset;
+    USING ST_SetSRID(ST_MakePoint(p_lon, p_lat), 4326)::geography, p_radius_km * 1000, p_limit,
+          lower(btrim(p_dataset));
     RETURN result;
 END
 $fn$;

@@ -65,9 +65,10 @@ def brute_force(db, radius_km: float, limit: int, dataset: str | None) -> list[t
 
 
 @pytest.mark.parametrize(("radius_km", "limit", "dataset"), [
-    (10, 20, None), (3, 500, None), (25, 7, "inc"), (25, 500, "crq"), (0.5, 20, None)])
+    (10, 20, None), (3, 500, None), (25, 7, "inc"), (25, 500, "crq"), (0.5, 20, None), (25, 20, " CRQ ")])
 def test_nearest_matches_brute_force_distance_order(db, tickets, radius_km, limit, dataset):
     found = nearest(db, radius_km=radius_km, limit=limit, dataset=dataset)
+    dataset = dataset and dataset.strip().lower()
     expected = brute_force(db, radius_km, limit, dataset)
     assert [f["ticket_id"] for f in found] == [ticket_id for ticket_id, _d in expected]
     assert [f["distance_m"] for f in found] == [round(d, 1) for _ticket_id, d in expected]

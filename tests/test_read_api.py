@@ -279,6 +279,15 @@ def test_crq_open_sla_holds_the_open_crq_tickets_by_the_crq_rule_and_follows_an_
     assert open_sla_view(db, "inc_open_sla") == expected_open_sla(loaded, INC_RULE)
 
 
+def test_crq_views_have_the_columns_of_inc_views(db):
+    def columns(view: str) -> list[tuple]:
+        return db.query("SELECT column_name, data_type FROM information_schema.columns "
+                        "WHERE table_schema = 'tickets' AND table_name = %s ORDER BY ordinal_position", (view,))
+    for inc, crq in (("inc_open_sla", "crq_open_sla"), ("inc_closed", "crq_closed"),
+                     ("inc_daily_snapshot", "crq_daily_snapshot")):
+        assert columns(inc) == columns(crq) and columns(inc)
+
+
 @pytest.mark.parametrize("columns", ["{closed_at}", "{}", "{scheduled_at,NULL}", "{{scheduled_at}}"])
 def test_an_sla_rule_naming_no_known_start_column_is_refused(db, columns):
     with pytest.raises(psycopg.errors.CheckViolation, match="sla_settings_start_columns_known"):
