@@ -8,7 +8,9 @@
 -- SLA rules per dataset. start_columns is the ordered list of timestamp
 -- columns the SLA clock starts from: the first one a ticket has wins.
 ALTER TABLE tickets.sla_settings ADD COLUMN start_columns text[];
-UPDATE tickets.sla_settings SET start_columns = '{created_at_service,first_seen_at}';
+UPDATE tickets.sla_settings
+SET start_columns = CASE dataset WHEN 'crq' THEN '{scheduled_at,created_at_service,first_seen_at}'::text[]
+                                 ELSE '{created_at_service,first_seen_at}'::text[] END;
 ALTER TABLE tickets.sla_settings
     ALTER COLUMN start_columns SET NOT NULL,
     ADD CONSTRAINT sla_settings_start_columns_known CHECK (

@@ -144,6 +144,7 @@ def test_19_keeps_inc_history_and_sla_target_on_a_database_migrated_by_the_previ
                                   "assigned_team": "Splicing Team A"}'),
             ('INC000000000002', '{"cluster": "Karen", "bucket": "open", "first_seen_at": "2026-11-20 06:00:00"}');
         UPDATE tickets.sla_settings SET target = interval '12 hours' WHERE dataset = 'inc';
+        INSERT INTO tickets.sla_settings (dataset, target) VALUES ('crq', interval '48 hours');  -- set by hand
         SET fleettickets.now = '2026-11-20 18:00+03';
         SELECT tickets.capture_history();""")
     events = empty_db.query("SELECT * FROM tickets.closure_events")
@@ -159,6 +160,6 @@ def test_19_keeps_inc_history_and_sla_target_on_a_database_migrated_by_the_previ
     assert empty_db.query("SELECT * FROM tickets.inc_daily_snapshot ORDER BY cluster") == snapshot
     assert empty_db.query("SELECT * FROM tickets.history_captures") == [("inc", captured)]
     assert empty_db.query("SELECT dataset, target, start_columns FROM tickets.sla_settings ORDER BY 1") == [
-        ("crq", dt.timedelta(hours=72), ["scheduled_at", "created_at_service", "first_seen_at"]),
+        ("crq", dt.timedelta(hours=48), ["scheduled_at", "created_at_service", "first_seen_at"]),
         ("inc", dt.timedelta(hours=12), ["created_at_service", "first_seen_at"])]
     assert empty_db.scalar("SELECT sla_start_source FROM tickets.inc_open_sla") == "first_seen_at"
