@@ -46,14 +46,16 @@ def test_the_whole_cycle_runs_as_a_member_of_fleettickets_ingest_only(db, bucket
     try:
         for dataset, *args in [("inc", "--from-bucket", "--apply"), ("crq", "--from-bucket", "--apply"),
                                ("inc", "--geocode-clusters", "--apply"), ("inc", "--geocode-locations", "--apply"),
-                               ("inc", "--capture-history", "--apply"), ("inc", "--status")]:
+                               ("inc", "--capture-history", "--apply"), ("crq", "--capture-history", "--apply"),
+                               ("inc", "--status")]:
             outcome = run_import(dataset, *args)
             assert outcome.code == 0, (args, outcome.output)
     finally:
         fake.stop()
 
     assert db.scalar("SELECT count(*) FROM tickets.inc") > 0 and db.scalar("SELECT count(*) FROM tickets.crq") > 0
-    assert db.scalar("SELECT count(*) FROM tickets.closure_events") > 0
+    assert dict(db.query("SELECT dataset, count(*) FROM tickets.closure_events GROUP BY 1")).keys() == {"inc", "crq"}
+    assert dict(db.query("SELECT dataset, count(*) FROM tickets.daily_snapshot GROUP BY 1")).keys() == {"inc", "crq"}
     assert db.scalar("SELECT status FROM tickets.geo_clusters WHERE cluster = 'Kilimani'") == "ok"
     with psycopg.connect(roles["ingest"], autocommit=True) as conn:
         assert not conn.execute("SELECT pg_has_role('fleettickets_owner', 'MEMBER')").fetchone()[0]
