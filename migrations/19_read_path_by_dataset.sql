@@ -279,6 +279,13 @@ CREATE INDEX inc_latest_start_idx ON tickets.inc
 CREATE INDEX crq_latest_start_idx ON tickets.crq
     (GREATEST(created_at_service, scheduled_at, first_seen_at, source_created_at));
 
+-- fn_inc_dashboard's pieces before migration 18, which nothing has called
+-- since; they would be a second, INC-only way to read the dashboard.
+DROP FUNCTION tickets.inc_dashboard_parts(text, text, text, timestamptz, timestamptz);
+DROP FUNCTION tickets.inc_dashboard_breakdown(text, text, text, tstzrange);
+DROP FUNCTION tickets.inc_dashboard_open(text, text);
+DROP FUNCTION tickets.inc_dashboard_closed(text, text, tstzrange);
+
 -- The dashboard of either dataset: the query fn_inc_dashboard ran since
 -- migration 18, as text, for the reporting function to run by EXECUTE so that
 -- it is planned with the arguments' values (a cluster filter by the
