@@ -16,14 +16,13 @@ WORKDIR /app
 COPY requirements.lock ./
 RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
 
-# The production modules only (pyproject.toml's py-modules): run from /app,
-# where migrations/ lives, as `python -m …` and `python run_migrations.py`.
-COPY pipeline.py cli.py dataset.py plan.py load.py ledger.py status.py report.py changefile.py bucket.py ./
-COPY database.py errors.py settings.py locks.py faults.py clock.py geocoder.py geocoding.py history.py ./
-COPY run_migrations.py run_ingest.sh ./
+# The engine's package and its entrypoints, run from /app, where migrations/
+# lives, as `python -m …` and `python run_migrations.py`.
+COPY fleettickets/ fleettickets/
 COPY inc/ inc/
 COPY crq/ crq/
 COPY migrations/ migrations/
+COPY run_migrations.py run_ingest.sh ./
 USER fleettickets
 
 # Scheduled tasks exec into the running container; nothing runs on its own.

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import devstack  # noqa: E402
-import run_migrations  # noqa: E402
+from fleettickets import schema  # noqa: E402
 
 COLUMNS = (
     "ticket_id", "raw_status", "normalized_status", "bucket", "is_actionable", "cluster", "region", "location_name",
@@ -97,7 +97,7 @@ class Bench:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.template)))
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.template)))
         with psycopg.connect(self.url(self.template), autocommit=True) as conn:
-            run_migrations.migrate(conn, run_migrations.discover(), say=lambda _line: None)
+            schema.migrate(conn, schema.discover(), say=lambda _line: None)
 
     def url(self, name: str) -> str:
         return psycopg.conninfo.make_conninfo(self.admin_url, dbname=name)

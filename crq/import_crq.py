@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cli
-import history
-from dataset import Dataset
+from fleettickets import cli, history
+from fleettickets.dataset import Dataset
 
 DATASET = Dataset.standard("crq", post_apply=history.capture)
 

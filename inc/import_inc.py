@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-import cli
-import history
-from dataset import Dataset
-from report import Log
+from fleettickets import cli, edge, history
+from fleettickets.dataset import Dataset
+from fleettickets.log import Log
 
 DATASET = Dataset.standard("inc", post_apply=history.capture)
 
@@ -19,29 +18,29 @@ _geocode_log = Log("geocode")
 
 
 def _geocode_clusters(args: argparse.Namespace) -> int:
-    import geocoding
+    from fleettickets import geocoding
     return geocoding.geocode_clusters(args.apply, _geocode_log)
 
 
 def _geocode_locations(args: argparse.Namespace) -> int:
-    import geocoding
+    from fleettickets import geocoding
     return geocoding.geocode_locations(args.apply, _geocode_log)
 
 
 def _load_gazetteer(args: argparse.Namespace) -> int:
-    import geocoding
+    from fleettickets import geocoding
     return geocoding.load_gazetteer(args.load_gazetteer, args.apply, _geocode_log)
 
 
 COMMANDS = (
-    cli.Command("--geocode-clusters",
+    edge.Command("--geocode-clusters",
                 "geocode every cluster of either dataset that has no usable centroid (needs GEOCODER_API_KEY with "
                 "--apply)", _geocode_clusters, log_name="geocode"),
-    cli.Command("--geocode-locations",
+    edge.Command("--geocode-locations",
                 "geocode the locations of open, actionable tickets without a feed coordinate or a cached result",
                 _geocode_locations, log_name="geocode"),
     history.capture_command(DATASET),
-    cli.Command("--load-gazetteer",
+    edge.Command("--load-gazetteer",
                 "fill the cluster gazetteer from a CSV of known centroids (cluster,lat,lon), asking no geocoder",
                 _load_gazetteer, log_name="geocode", metavar="FILE"),
 )

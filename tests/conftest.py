@@ -8,12 +8,10 @@ a few tens of milliseconds instead of re-running the migrations.
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,34 +20,9 @@ import pytest
 from psycopg import sql
 
 import devstack
-import run_migrations
-from processes import Ingests
-
-# Per session, so sessions sharing a server (DATABASE_URL) never clone each other's template.
-TEMPLATE_DB = f"fleettickets_template_{os.getpid()}"
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-
-
-@dataclass
-class TestDatabase:
-    __test__ = False  # a fixture value, not a test class
-    url: str
-    name: str
-
-    def connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.url, autocommit=True)
-
-    def execute(self, statements: str, params: object = None) -> None:
-        with self.connect() as conn:
-            conn.execute(statements, params)
-
-    def query(self, query: str, params: object = None) -> list[tuple]:
-        with self.connect() as conn:
-            return conn.execute(query, params).fetchall()
-
-    def scalar(self, query: str, params: object = None) -> object:
-        rows = self.query(query, params)
-        return rows[0][0] if rows else None
+from fleettickets import schema
+from support.processes import Ingests
+from support.stack import TEMPLATE_DB, Outcome, TestBucket, TestDatabase, create_database, drop_database
 
 
 @pytest.fixture(scope="session")
@@ -80,25 +53,9 @@ def pg_admin_url(pg_cluster: devstack.PgCluster | None) -> Iterator[str]:
         pytest.exit(f"test database unreachable: {' '.join(str(error).split())}", returncode=3)
     template_url = psycopg.conninfo.make_conninfo(url, dbname=TEMPLATE_DB)
     with psycopg.connect(template_url, autocommit=True) as conn:
-        run_migrations.migrate(conn, run_migrations.discover(), say=lambda _line: None)
+        schema.migrate(conn, schema.discover(), say=lambda _line: None)
     yield url
     drop_database(url, TEMPLATE_DB)
-
-
-_database_numbers = itertools.count()
-
-
-def create_database(admin_url: str, template: str = TEMPLATE_DB) -> TestDatabase:
-    name = f"fleettickets_test_{os.getpid()}_{next(_database_numbers)}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY file_copy").format(
-            sql.Identifier(name), sql.Identifier(template)))
-    return TestDatabase(psycopg.conninfo.make_conninfo(admin_url, dbname=name), name)
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture
@@ -131,31 +88,6 @@ def s3_server() -> Iterator[str]:
     server.stop()
 
 
-@dataclass
-class TestBucket:
-    __test__ = False
-    client: object
-    name: str
-
-    def put(self, key: str, body: bytes | str) -> None:
-        self.client.put_object(Bucket=self.name, Key=key, Body=body.encode() if isinstance(body, str) else body)
-
-    def get(self, key: str) -> bytes:
-        return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
-
-    def keys(self, prefix: str = "") -> list[str]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix)
-        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
-
-    def put_samples(self, dataset: str) -> list[str]:
-        keys = []
-        for path in sorted((SAMPLES / dataset / "changes").glob("*.csv")):
-            key = f"automations/{dataset}/changes/{path.name}"
-            self.put(key, path.read_bytes())
-            keys.append(key)
-        return keys
-
-
 @pytest.fixture
 def bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> TestBucket:
     """An empty `isptickets` bucket on the loopback S3 server; RUSTFS_* point at it."""
@@ -165,17 +97,6 @@ def bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> TestBucket:
     client = devstack.s3_client(s3_server)
     client.create_bucket(Bucket=devstack.BUCKET)
     return TestBucket(client, devstack.BUCKET)
-
-
-@dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def output(self) -> str:
-        return self.out + self.err
 
 
 @pytest.fixture
@@ -201,7 +122,3 @@ def run_import(capsys):
         return Outcome(code, captured.out, captured.err)
 
     return run
-
-
-def table_state(db: TestDatabase, table: str) -> dict[str, dict]:
-    return dict(db.query(f"SELECT ticket_id, raw FROM tickets.{table}"))

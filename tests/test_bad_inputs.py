@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-import clock
-from conftest import TestDatabase
-from netproxy import Proxy
-from streamdata import COLUMNS, changes, csv_text, ticket_fields
+from fleettickets import clock
+from support.netproxy import Proxy
+from support.stack import TestDatabase
+from support.streamdata import COLUMNS, changes, csv_text, ticket_fields
 
 BEFORE_KEY = changes("inc", "2026-11-20T06-00-00")
 CASE_KEY = changes("inc", "2026-11-20T06-10-00")

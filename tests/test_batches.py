@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 import string
 
-from conftest import table_state
-from oracle import reference_state
-from streamdata import changes, csv_text, ticket_fields
+from support.oracle import reference_state
+from support.stack import table_state
+from support.streamdata import changes, csv_text, ticket_fields
 
 
 def put_files(bucket, contents: list[str]) -> list[tuple[str, bytes]]:

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import devstack
-from conftest import table_state
-from oracle import reference_state
-from streamdata import changes, csv_text, ticket_fields
+from support.oracle import reference_state
+from support.stack import table_state
+from support.streamdata import changes, csv_text, ticket_fields
 
 TICKETS = [f"INC00000000000{n}" for n in range(5)]
 TIMES = ["2026-11-20 06:00:00", "2026-11-20 06:00:00.5", "2026-11-20 06:05:00", "garbage", ""]

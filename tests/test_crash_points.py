@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-import faults
-from conftest import table_state
-from oracle import reference_state
-from streamdata import run_subprocess, sample_files
+from fleettickets import faults
+from support.oracle import reference_state
+from support.stack import table_state
+from support.streamdata import run_subprocess, sample_files
 
 
 def placement(bucket, names: list[str]) -> dict[str, set[str]]:

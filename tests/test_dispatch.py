@@ -8,7 +8,7 @@ import random
 import psycopg
 import pytest
 
-from streamdata import csv_text, ticket_fields
+from support.streamdata import csv_text, ticket_fields
 
 HERE = (-1.2921, 36.8219)  # Nairobi CBD
 EARTH_RADIUS_M = 6_371_008.8  # the mean radius PostGIS uses for distances on the sphere

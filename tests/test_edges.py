@@ -11,11 +11,11 @@ import time
 import psycopg
 import pytest
 
-import database
-from changefile import ChangeFile, RejectedFile
+from fleettickets import database
+from fleettickets.changefile import ChangeFile, RejectedFile
 from inc import import_inc
-from processes import finish, wait_until_stopped
-from streamdata import COLUMNS, changes, csv_text, ticket_fields
+from support.processes import finish, wait_until_stopped
+from support.streamdata import COLUMNS, changes, csv_text, ticket_fields
 
 KEY = changes("inc", "2026-11-20T06-00-00")
 

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-import clock
-from fake_locationiq import FakeLocationIQ, Scripted
-from geocoder import SECOND_WINDOW_WAIT_S
-from streamdata import csv_text, ticket_fields
+from fleettickets import clock
+from fleettickets.geocoder import SECOND_WINDOW_WAIT_S
+from support.fake_locationiq import FakeLocationIQ, Scripted
+from support.streamdata import csv_text, ticket_fields
 
 KEY = "pk.test-secret-key-0123456789"
 KILIMANI = (-1.2893, 36.7833)

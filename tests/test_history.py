@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from streamdata import csv_text, ticket_fields
+from support.streamdata import csv_text, ticket_fields
 
 DAY1 = "2026-11-20T18:00:00+03:00"
 DAY2 = "2026-11-21T18:00:00+03:00"

@@ -9,10 +9,10 @@ import sys
 
 import psycopg
 
-import locks
-from conftest import table_state
-from oracle import reference_state
-from streamdata import HEADER, ROOT, change_file, changes, run_subprocess, sample_files, ticket_row
+from fleettickets import locks
+from support.oracle import reference_state
+from support.stack import table_state
+from support.streamdata import HEADER, ROOT, change_file, changes, run_subprocess, sample_files, ticket_row
 
 # -- draining the samples ------------------------------------------------------
 

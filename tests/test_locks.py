@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import locks
+from fleettickets import locks
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK_CALL = re.compile(r"pg_(?:try_)?advisory(?:_xact)?_lock\((\d+),\s*(\d+)\)")
@@ -13,18 +13,20 @@ LOCK_CALL = re.compile(r"pg_(?:try_)?advisory(?:_xact)?_lock\((\d+),\s*(\d+)\)")
 
 def test_every_lock_a_migration_takes_is_in_the_registry():
     taken = {(path.name, int(namespace), int(number))
-             for path in sorted((ROOT / "migrations").glob("*.sql"))
+             for path in sorted((ROOT / "migrations").rglob("*.sql"))
              for namespace, number in LOCK_CALL.findall(path.read_text())}
     assert taken, "the history capture takes the INC and history locks"
     assert {namespace for _name, namespace, _number in taken} == {locks.NAMESPACE}
     assert {number for _name, _namespace, number in taken} <= set(locks.LOCKS.values())
-    # The capture waits for a running INC ingest, then takes its own.
-    assert {("15_edges_and_cluster_keys.sql", locks.NAMESPACE, locks.LOCKS["inc"]),
-            ("15_edges_and_cluster_keys.sql", locks.NAMESPACE, locks.LOCKS["history"])} <= taken
+    # The capture waits for a running ingest of its dataset, then takes its own.
+    capture = ROOT / "migrations" / "read" / "30_tickets.capture_history.sql"
+    assert (capture.name, locks.NAMESPACE, locks.LOCKS["history"]) in taken
+    assert (f"pg_advisory_xact_lock({locks.NAMESPACE}, CASE wanted WHEN 'inc' THEN {locks.LOCKS['inc']} "
+            f"ELSE {locks.LOCKS['crq']} END)") in capture.read_text()
 
 
 def test_python_takes_locks_only_through_the_registry():
-    for path in [*ROOT.glob("*.py"), *ROOT.glob("inc/*.py"), *ROOT.glob("crq/*.py")]:
+    for path in [*ROOT.glob("fleettickets/*.py"), *ROOT.glob("inc/*.py"), *ROOT.glob("crq/*.py")]:
         if path.name != "locks.py":
             assert "pg_advisory" not in path.read_text(), f"{path.name} takes a lock without locks.py"
 

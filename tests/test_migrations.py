@@ -1,16 +1,25 @@
-"""run_migrations.py: ordered, once each, refuses edits, duplicates and failures cleanly."""
+"""run_migrations.py: versioned files once each, the read layer whenever it changed, one transaction a deploy.
+
+Upgrades start from databases the previous release's own tree and runner
+built (tests/support/releases.py); databases are compared over the catalog
+(tests/support/catalog.py).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-import run_migrations
+from fleettickets import schema
+from support import catalog, releases
+from support.stack import TestDatabase, create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,18 +36,60 @@ def migrations_copy(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def previous_release(tmp_path: Path) -> Path:
+    """The landed release's whole tree, runner included, to build databases the way the field did."""
+    return releases.checkout(releases.PREVIOUS_RELEASE, tmp_path / "previous-release")
+
+
+@pytest.fixture
+def another_db(pg_admin_url: str):
+    """A second empty database, for comparing two ways of building one."""
+    databases: list[TestDatabase] = []
+
+    def make() -> TestDatabase:
+        databases.append(create_database(pg_admin_url, template="template0"))
+        return databases[-1]
+
+    yield make
+    for database in databases:
+        drop_database(pg_admin_url, database.name)
+
+
+def snapshot(database: TestDatabase) -> dict[str, list[tuple]]:
+    with database.connect() as conn:
+        return catalog.snapshot(conn)
+
+
+def migrate(database: TestDatabase, *args: str) -> subprocess.CompletedProcess:
+    result = run_cli(*args, env=env_for(database))
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def env_for(database: TestDatabase) -> dict[str, str]:
+    import os
+    return {**os.environ, "DATABASE_URL": database.url}
+
+
 def test_fresh_database_applies_every_migration_then_rerun_is_a_noop(empty_db, monkeypatch):
     first = run_cli()
     assert first.returncode == 0, first.stderr
-    names = [m.name for m in run_migrations.discover()]
+    tree = schema.discover()
+    names = [m.name for m in tree.versioned]
     for name in names:
         assert f"Applying {name} … done in" in first.stdout
+    assert re.search(rf"^Applying the read layer \({len(tree.read)} files; not applied to this database before\) … "
+                     r"done in \d+ ms$", first.stdout, re.M)
     applied = [row[0] for row in empty_db.query("SELECT name FROM tickets.schema_migrations ORDER BY name")]
     assert applied == names
+    assert empty_db.query("SELECT name, checksum FROM tickets.schema_read_layer ORDER BY name") == [
+        (f.name, f.checksum) for f in tree.read]
 
     second = run_cli()
     assert second.returncode == 0, second.stderr
-    assert "Nothing to apply" in second.stdout
+    assert second.stdout.startswith("Nothing to apply")
+    assert "read layer" in second.stdout and "current" in second.stdout
     assert empty_db.scalar("SELECT count(*) FROM tickets.schema_migrations") == len(names)
 
 
@@ -49,6 +100,8 @@ def test_status_lists_applied_and_pending(empty_db, migrations_copy):
     assert status.returncode == 0
     assert "applied  01_tickets_schema.sql" in status.stdout
     assert "pending  99_later.sql" in status.stdout
+    assert status.stdout.rstrip().endswith(f"read layer: current ({len(schema.discover().read)} files); the next "
+                                           "deploy re-applies it with the pending migrations")
 
 
 def test_an_edited_applied_migration_is_refused_naming_the_file(empty_db, migrations_copy):
@@ -65,24 +118,50 @@ def test_an_edited_applied_migration_is_refused_naming_the_file(empty_db, migrat
     assert empty_db.scalar("SELECT to_regclass('tickets.later')") is None
 
 
-def test_duplicate_numbering_is_refused(migrations_copy):
+def test_duplicate_numbering_and_bad_names_are_refused(migrations_copy):
     (migrations_copy / "03_another.sql").write_text("SELECT 1;")
-    with pytest.raises(run_migrations.MigrationError, match=r"number 03 is already used"):
-        run_migrations.discover(migrations_copy)
+    with pytest.raises(schema.MigrationError, match=r"number 03 is already used"):
+        schema.discover(migrations_copy)
+    (migrations_copy / "03_another.sql").unlink()
+    (migrations_copy / "read" / "51_reporting.fn_other.sql").write_text("SELECT 1;")
+    with pytest.raises(schema.MigrationError, match=r"number 51 is already used by 51_reporting.fn_inc_dashboard"):
+        schema.discover(migrations_copy)
+    (migrations_copy / "read" / "51_reporting.fn_other.sql").unlink()
+    (migrations_copy / "read" / "99_public.planted.sql").write_text("SELECT 1;")
+    with pytest.raises(schema.MigrationError, match=r"99_public.planted.sql: files in read/ are named NN_tickets"):
+        schema.discover(migrations_copy)
 
 
-def test_a_failing_migration_rolls_back_alone(empty_db, migrations_copy):
+def test_a_failing_deploy_rolls_back_whole(empty_db, migrations_copy):
+    """A deploy is one transaction: the good file before the bad one, and the read layer, are not applied either."""
+    assert run_cli().returncode == 0
+    before = snapshot(empty_db)
     (migrations_copy / "98_good.sql").write_text("CREATE TABLE tickets.good (x int);")
     (migrations_copy / "99_bad.sql").write_text("CREATE TABLE tickets.half (x int);\nSELECT no_such_function();")
 
     result = run_cli("--dir", str(migrations_copy))
 
     assert result.returncode == 1
-    assert "99_bad.sql failed and was rolled back" in result.stderr
-    assert "no_such_function" in result.stderr
-    assert empty_db.scalar("SELECT to_regclass('tickets.good')::text") == "tickets.good"
-    assert empty_db.scalar("SELECT to_regclass('tickets.half')") is None
-    assert empty_db.scalar("SELECT count(*) FROM tickets.schema_migrations WHERE name = '99_bad.sql'") == 0
+    line, = result.stderr.splitlines()
+    assert line.startswith("run_migrations: error: 99_bad.sql failed: function no_such_function() does not exist")
+    assert line.endswith("the deploy was rolled back and nothing of it is applied")
+    assert snapshot(empty_db) == before
+    assert empty_db.scalar("SELECT count(*) FROM tickets.schema_migrations WHERE name LIKE '9%'") == 0
+
+
+def test_a_failing_read_file_rolls_back_the_pending_migrations_with_it(empty_db, migrations_copy):
+    assert run_cli().returncode == 0
+    before = snapshot(empty_db)
+    (migrations_copy / "98_good.sql").write_text("CREATE TABLE tickets.good (x int);")
+    (migrations_copy / "read" / "99_reporting.fn_broken.sql").write_text(
+        "CREATE OR REPLACE FUNCTION reporting.fn_broken() RETURNS int LANGUAGE sql AS $$ SELECT nothing $$;")
+
+    result = run_cli("--dir", str(migrations_copy))
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("run_migrations: error: read/99_reporting.fn_broken.sql failed: column "
+                                    "\"nothing\" does not exist")
+    assert snapshot(empty_db) == before
 
 
 def test_missing_or_unreachable_database_is_one_line(tmp_path):
@@ -107,16 +186,14 @@ def test_concurrent_deploys_apply_each_migration_once(empty_db):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     results = [(*p.communicate(), p.returncode) for p in procs]
     assert all(code == 0 for _out, _err, code in results), results
-    applied_lines = sum(out.count("… done in") for out, _err, _code in results)
-    assert applied_lines == len(run_migrations.discover())
+    outputs = "".join(out for out, _err, _code in results)
+    assert len(re.findall(r"^Applying \d\d_\S+ … done in", outputs, re.M)) == len(schema.discover().versioned)
+    assert len(re.findall(r"^Applying the read layer", outputs, re.M)) == 1
 
 
-def test_15_upgrades_a_database_migrated_by_the_previous_main(empty_db, migrations_copy):
+def test_15_upgrades_a_database_migrated_by_the_previous_main(empty_db, previous_release):
     """Migrate to 14 as the field databases are, add data, then upgrade: the ledger and the tickets carry over."""
-    (migrations_copy / "15_edges_and_cluster_keys.sql").unlink()
-    for later in migrations_copy.glob("1[6-9]_*.sql"):
-        later.unlink()
-    assert run_cli("--dir", str(migrations_copy)).returncode == 0
+    assert releases.migrate_with(previous_release, empty_db.url, up_to=14).returncode == 0
     empty_db.execute("""
         INSERT INTO tickets.inc (ticket_id, raw) VALUES
             ('INC000000000001', '{"cluster": " QOA ", "bucket": "open", "first_seen_at": "2026-11-20 06:00:00"}');
@@ -134,10 +211,9 @@ def test_15_upgrades_a_database_migrated_by_the_previous_main(empty_db, migratio
     assert empty_db.query("SELECT cluster FROM tickets.inc_daily_snapshot ORDER BY 1") == [("(all)",), ("Quarry Road",)]
 
 
-def test_19_keeps_inc_history_and_sla_target_on_a_database_migrated_by_the_previous_main(empty_db, migrations_copy):
+def test_19_keeps_inc_history_and_sla_target_on_a_database_migrated_by_the_previous_main(empty_db, previous_release):
     """Migrate to 18 as the field databases are, capture some history, then upgrade: it is INC's and it stays."""
-    (migrations_copy / "19_read_path_by_dataset.sql").unlink()
-    assert run_cli("--dir", str(migrations_copy)).returncode == 0
+    assert releases.migrate_with(previous_release, empty_db.url, up_to=18).returncode == 0
     empty_db.execute("""
         INSERT INTO tickets.inc (ticket_id, raw) VALUES
             ('INC000000000001', '{"cluster": "QOA", "bucket": "closed", "closed_at": "2026-11-20 07:00:00",
@@ -163,3 +239,159 @@ def test_19_keeps_inc_history_and_sla_target_on_a_database_migrated_by_the_previ
         ("crq", dt.timedelta(hours=48), ["scheduled_at", "created_at_service", "first_seen_at"]),
         ("inc", dt.timedelta(hours=12), ["created_at_service", "first_seen_at"])]
     assert empty_db.scalar("SELECT sla_start_source FROM tickets.inc_open_sla") == "first_seen_at"
+
+
+# -- the read layer -----------------------------------------------------------------------------------------------
+
+# Objects whose definition this tree changes on purpose since PREVIOUS_RELEASE (tests/support/releases.py): the
+# upgrade must change exactly these. Empty: the read layer was carved out of migrations 01-19 unchanged.
+CHANGED_SINCE_RELEASE: set[str] = set()
+TRACKING = "tickets.schema_read_layer"
+
+
+def test_a_fresh_database_equals_one_upgraded_from_the_previous_release(empty_db, another_db, previous_release):
+    released = releases.migrate_with(previous_release, empty_db.url)
+    assert released.returncode == 0, released.stderr
+    at_release = snapshot(empty_db)
+
+    upgrade = migrate(empty_db)
+    fresh = another_db()
+    migrate(fresh)
+
+    assert "Applying the read layer" in upgrade.stdout
+    assert not catalog.differences(snapshot(fresh), snapshot(empty_db))
+    # No change in behaviour: what moved is the tracking table alone, and the objects changed on purpose.
+    moved = {row.split(": ", 2)[2] for row in catalog.differences(at_release, snapshot(empty_db))}
+    unexpected = [row for row in moved if TRACKING not in row
+                  and not any(name in row for name in CHANGED_SINCE_RELEASE)]
+    assert not unexpected, unexpected
+
+
+def test_a_changed_read_file_is_re_applied_and_the_result_equals_a_fresh_database(empty_db, another_db,
+                                                                                   migrations_copy):
+    migrate(empty_db, "--dir", str(migrations_copy))
+    dashboard = migrations_copy / "read" / "51_reporting.fn_inc_dashboard.sql"
+    dashboard.write_text(dashboard.read_text().replace("    RETURN result;", "    RETURN result;  -- edited"))
+
+    status = run_cli("--status", "--dir", str(migrations_copy), env=env_for(empty_db))
+    assert "read layer: differs from what was applied; the next deploy re-applies all" in status.stdout
+    assert "  changed  read/51_reporting.fn_inc_dashboard.sql" in status.stdout
+    deploy = migrate(empty_db, "--dir", str(migrations_copy))
+    fresh = another_db()
+    migrate(fresh, "--dir", str(migrations_copy))
+
+    assert "changed: 51_reporting.fn_inc_dashboard.sql" in deploy.stdout
+    assert "-- edited" in empty_db.scalar("SELECT prosrc FROM pg_proc WHERE proname = 'fn_inc_dashboard'")
+    assert not catalog.differences(snapshot(fresh), snapshot(empty_db))
+    assert "read layer: current" in run_cli("--status", "--dir", str(migrations_copy), env=env_for(empty_db)).stdout
+
+
+def test_applying_the_read_layer_twice_changes_nothing(db):
+    before = snapshot(db)
+    with db.connect() as conn, conn.transaction():
+        for read_file in schema.discover().read:
+            conn.execute(read_file.sql)
+    assert snapshot(db) == before
+
+
+def test_a_versioned_drop_cascade_is_repaired_by_the_read_layer_in_the_same_deploy(empty_db, another_db,
+                                                                                   migrations_copy):
+    """Flyway's classic: a versioned change drops a view and, by CASCADE, everything built on it."""
+    migrate(empty_db, "--dir", str(migrations_copy))
+    (migrations_copy / "20_rebuild_all_tickets.sql").write_text("DROP VIEW tickets.all_tickets CASCADE;")
+
+    migrate(empty_db, "--dir", str(migrations_copy))
+    fresh = another_db()
+    migrate(fresh, "--dir", str(migrations_copy))
+
+    assert not catalog.differences(snapshot(fresh), snapshot(empty_db))
+    assert empty_db.scalar("SELECT count(*) FROM tickets.inc_open_sla") == 0
+
+
+def test_a_removed_read_file_warns_and_leaves_its_object(empty_db, migrations_copy):
+    migrate(empty_db, "--dir", str(migrations_copy))
+    (migrations_copy / "read" / "54_reporting.fn_crq_backlog.sql").unlink()
+
+    status = run_cli("--status", "--dir", str(migrations_copy), env=env_for(empty_db))
+    deploy = migrate(empty_db, "--dir", str(migrations_copy))
+
+    assert "  removed  reporting.fn_crq_backlog: its file is gone, the object stays" in status.stdout
+    assert ("warning: migrations/read/ no longer defines reporting.fn_crq_backlog; it stays in the database as it "
+            "is (only a versioned migration drops an object)") in deploy.stdout
+    assert empty_db.scalar("SELECT to_regprocedure('reporting.fn_crq_backlog(date, date, text)') IS NOT NULL")
+    assert deploy.stdout.count("Applying the read layer") == 1
+    assert migrate(empty_db, "--dir", str(migrations_copy)).stdout.startswith("Nothing to apply")
+
+
+def test_a_renumbered_read_file_is_not_a_removal(empty_db, migrations_copy):
+    migrate(empty_db, "--dir", str(migrations_copy))
+    read = migrations_copy / "read"
+    (read / "54_reporting.fn_crq_backlog.sql").rename(read / "59_reporting.fn_crq_backlog.sql")
+
+    deploy = migrate(empty_db, "--dir", str(migrations_copy))
+
+    assert "warning" not in deploy.stdout
+    assert "new: 59_reporting.fn_crq_backlog.sql" in deploy.stdout
+
+
+def test_a_deploy_waits_a_bounded_time_behind_a_query_holding_a_view(empty_db, migrations_copy, monkeypatch):
+    migrate(empty_db, "--dir", str(migrations_copy))
+    view = migrations_copy / "read" / "13_tickets.inc_open_sla.sql"
+    view.write_text(view.read_text() + "COMMENT ON VIEW tickets.inc_open_sla IS 'changed';\n")
+    before = snapshot(empty_db)
+    env = {**env_for(empty_db), "FLEETTICKETS_MIGRATION_OBJECT_LOCK_WAIT": "0.5"}
+
+    with empty_db.connect() as reader, reader.transaction():
+        reader.execute("SELECT count(*) FROM tickets.inc_open_sla")  # holds the view until it commits
+        started = time.monotonic()
+        blocked = run_cli("--dir", str(migrations_copy), env=env)
+        waited = time.monotonic() - started
+
+    assert blocked.returncode == 1
+    assert waited < 10
+    # The whole layer is replaced, so the first view under the one read is what waits.
+    assert re.match(r"run_migrations: error: read/\S+ waited 0.5 s for a lock that a running query holds",
+                    blocked.stderr)
+    assert "FLEETTICKETS_MIGRATION_OBJECT_LOCK_WAIT" in blocked.stderr
+    assert snapshot(empty_db) == before
+    assert run_cli("--dir", str(migrations_copy), env=env).returncode == 0
+
+
+STORAGE_DEPENDENTS = """
+SELECT DISTINCT p.oid
+FROM pg_depend AS d JOIN pg_proc AS p ON d.refclassid = 'pg_proc'::regclass AND d.refobjid = p.oid
+WHERE d.classid IN ('pg_class'::regclass, 'pg_attrdef'::regclass, 'pg_trigger'::regclass, 'pg_constraint'::regclass)
+  AND p.pronamespace IN ('tickets'::regnamespace, 'reporting'::regnamespace)
+"""
+ROUTINES = """
+SELECT p.oid, p.pronamespace::regnamespace::text || '.' || p.proname, p.prosrc FROM pg_proc AS p
+WHERE p.pronamespace IN ('tickets'::regnamespace, 'reporting'::regnamespace)
+"""
+VIEWS = """
+SELECT c.oid::regclass::text FROM pg_class AS c
+WHERE c.relnamespace IN ('tickets'::regnamespace, 'reporting'::regnamespace) AND c.relkind IN ('v', 'm')
+"""
+DEFINED = re.compile(r"^CREATE OR REPLACE (?:FUNCTION|VIEW) ((?:tickets|reporting)\.[a-z0-9_]+)", re.M)
+
+
+def test_the_read_layer_holds_every_view_and_function_nothing_stored_depends_on(db):
+    """Storage-bound: referenced (pg_depend) by an index, a generated column, a trigger or a constraint, or called
+    by such a function. Those stay in versioned files; every other view and function has its one read file."""
+    read_files = schema.discover().read
+    in_read_layer = {name for f in read_files for name in DEFINED.findall(f.sql)}
+    assert all(schema.read_object(f.name) in DEFINED.findall(f.sql) for f in read_files), "a file defines its name"
+    with db.connect() as conn:
+        routines = {oid: (name, source) for oid, name, source in conn.execute(ROUTINES).fetchall()}
+        bound = {routines[oid][0] for (oid,) in conn.execute(STORAGE_DEPENDENTS).fetchall()}
+        views = {name for (name,) in conn.execute(VIEWS).fetchall()}
+    while True:  # what a storage-bound function calls is storage-bound too
+        called = {name for name, _source in routines.values() for caller, source in routines.values()
+                  if caller in bound and re.search(rf"\b{re.escape(name)}\(", source)}
+        if called <= bound:
+            break
+        bound |= called
+
+    assert bound, "eat_ts and cluster_key, at least, are storage-bound"
+    assert not in_read_layer & bound, "storage-bound objects belong in versioned migrations"
+    every = {name for name, _source in routines.values()} | views
+    assert every - bound == in_read_layer

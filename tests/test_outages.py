@@ -7,11 +7,11 @@ import signal
 import psycopg
 import pytest
 
-from conftest import table_state
-from netproxy import Proxy
-from oracle import reference_state
-from processes import finish, wait_until_stopped
-from streamdata import change_file, changes, ticket_row
+from support.netproxy import Proxy
+from support.oracle import reference_state
+from support.processes import finish, wait_until_stopped
+from support.stack import table_state
+from support.streamdata import change_file, changes, ticket_row
 
 SECRET = "do-not-print-this-secret"
 

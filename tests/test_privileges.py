@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg import sql
 
-import run_migrations
-from conftest import SAMPLES, TestDatabase
-from fake_locationiq import FakeLocationIQ
+from fleettickets import schema
+from support.fake_locationiq import FakeLocationIQ
+from support.stack import SAMPLES, TestDatabase
 
 _numbers = itertools.count()
 
@@ -20,7 +21,7 @@ _numbers = itertools.count()
 @pytest.fixture
 def roles(db: TestDatabase) -> Iterator[dict[str, str]]:
     """--roles applied to the test database, and one login role per group (dropped afterwards)."""
-    run_migrations.main(["--roles"])
+    schema.main(["--roles"])
     suffix = f"{os.getpid()}_{next(_numbers)}"
     logins = {group: f"ft_{group}_{suffix}" for group in ("ingest", "reader", "nobody")}
     with db.connect() as conn:
@@ -103,7 +104,7 @@ def test_every_reporting_function_runs_as_its_owner_with_a_pinned_search_path(db
 
 
 def test_migrations_after_roles_run_as_the_owner_and_are_granted(db, roles, migrations_dir_with_a_new_table):
-    assert run_migrations.main(["--dir", str(migrations_dir_with_a_new_table)]) == 0
+    assert schema.main(["--dir", str(migrations_dir_with_a_new_table)]) == 0
 
     assert db.scalar("SELECT tableowner FROM pg_tables WHERE tablename = 'added_later'") == "fleettickets_owner"
     with psycopg.connect(roles["ingest"], autocommit=True) as conn:
@@ -113,8 +114,6 @@ def test_migrations_after_roles_run_as_the_owner_and_are_granted(db, roles, migr
 @pytest.fixture
 def migrations_dir_with_a_new_table(tmp_path):
     folder = tmp_path / "migrations"
-    folder.mkdir()
-    for path in run_migrations.discover():
-        (folder / path.name).write_text(path.sql)
+    shutil.copytree(schema.MIGRATIONS_DIR, folder)
     (folder / "99_added_later.sql").write_text("CREATE TABLE tickets.added_later (x int);")
     return folder

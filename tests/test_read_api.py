@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from streamdata import csv_text, ticket_fields
+from support.streamdata import csv_text, ticket_fields
 
 EAT = dt.timezone(dt.timedelta(hours=3))
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=EAT)

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from changefile import ChangeFile, RejectedFile
-from conftest import TestDatabase
-from reference_reader import read_reference
-from streamdata import COLUMNS
+from fleettickets.changefile import ChangeFile, RejectedFile
+from support.reference_reader import read_reference
+from support.stack import TestDatabase
+from support.streamdata import COLUMNS
 
 SPECTRUM = Path(__file__).resolve().parent / "data" / "csv-spectrum"
 PATTERN = re.compile(r"INC[0-9]{12}")

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import devstack
-from streamdata import HEADER, ROOT, ticket_row
+from support.streamdata import HEADER, ROOT, ticket_row
 
 # The ceiling for the whole ingest process on this file.
 PEAK_RSS_LIMIT_MB = 200

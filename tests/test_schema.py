@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-import locks
+from fleettickets import locks
 
 UTC = dt.UTC
 

@@ -10,16 +10,13 @@ import socket
 import psycopg
 import pytest
 
-import clock
-import locks
-import run_migrations
-import status
-from conftest import table_state
-from fake_locationiq import FakeLocationIQ, Scripted
-from netproxy import Proxy
-from oracle import reference_state
-from processes import finish
-from streamdata import changes, csv_text, ticket_fields
+from fleettickets import clock, locks, schema, status
+from support.fake_locationiq import FakeLocationIQ, Scripted
+from support.netproxy import Proxy
+from support.oracle import reference_state
+from support.processes import finish
+from support.stack import table_state
+from support.streamdata import changes, csv_text, ticket_fields
 
 EAT = dt.timezone(dt.timedelta(hours=3))
 
@@ -105,7 +102,7 @@ def test_migrations_wait_a_bounded_time_for_their_lock_and_name_the_holder(db, c
         assert locks.try_lock(holder, "migrations")
         pid = holder.info.backend_pid
         started = clock.monotonic()
-        code = run_migrations.main([])
+        code = schema.main([])
     err = capsys.readouterr().err
 
     assert clock.monotonic() - started < 5
@@ -246,7 +243,7 @@ def test_no_secret_reaches_any_output_of_any_failing_path(db, bucket, run_import
     monkeypatch.setenv("DATABASE_URL", f"postgresql://fleettickets:{PASSWORD}@127.0.0.1:1/x")
     run("inc", "--from-bucket", "--apply")
     monkeypatch.setenv("DATABASE_URL", "postgresql://fleettickets:pa%25ss%24w%40rd@127.0.0.1:1/x")
-    monkeypatch.setattr("database.CONNECT_ATTEMPTS", 1)
+    monkeypatch.setattr("fleettickets.database.CONNECT_ATTEMPTS", 1)
     run("inc", "--status")
     monkeypatch.setenv("DATABASE_URL", good_url)
     monkeypatch.setenv("RUSTFS_ENDPOINT", f"http://someone:userinfo-pw-77@127.0.0.1:{closed_port()}")
@@ -256,7 +253,8 @@ def test_no_secret_reaches_any_output_of_any_failing_path(db, bucket, run_import
     monkeypatch.setattr(clock, "sleep", lambda _s: None)
     run("inc", "--geocode-clusters", "--apply")
     # Something nobody foresaw, carrying a secret in its message, with and without the debug traceback.
-    monkeypatch.setattr("status.print_status", lambda _dataset: (_ for _ in ()).throw(RuntimeError(S3_SECRET)))
+    monkeypatch.setattr("fleettickets.status.print_status",
+                        lambda _dataset: (_ for _ in ()).throw(RuntimeError(S3_SECRET)))
     run("inc", "--status")
     monkeypatch.setenv("FLEETTICKETS_DEBUG", "1")
     run("inc", "--status")
@@ -341,15 +339,14 @@ def test_check_is_unhealthy_saying_why(fresh_run, db, bucket, run_import, monkey
 
 def test_check_without_a_database_is_unhealthy_in_one_line(bucket, run_import, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/x")
-    monkeypatch.setattr("database.CONNECT_ATTEMPTS", 1)
+    monkeypatch.setattr("fleettickets.database.CONNECT_ATTEMPTS", 1)
     outcome = run_import("inc", "--check")
     assert outcome.code == 1
     assert "cannot connect to the database" in one_error_line(outcome.err)
 
 
 def test_the_lock_timeout_reaches_the_session(db, monkeypatch):
-    import database
-    import settings
+    from fleettickets import database, settings
 
     monkeypatch.setenv("FLEETTICKETS_LOCK_TIMEOUT", "7")
     monkeypatch.setenv("FLEETTICKETS_STATEMENT_TIMEOUT", "120")

@@ -5,7 +5,7 @@
 --   fleettickets_reader  the map's web app: the reporting functions, nothing else
 GRANT USAGE ON SCHEMA tickets TO fleettickets_ingest;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA tickets TO fleettickets_ingest;
-REVOKE INSERT, UPDATE, DELETE ON tickets.schema_migrations FROM fleettickets_ingest;
+REVOKE INSERT, UPDATE, DELETE ON tickets.schema_migrations, tickets.schema_read_layer FROM fleettickets_ingest;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA tickets TO fleettickets_ingest;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tickets TO fleettickets_ingest;
 

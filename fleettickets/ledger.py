@@ -1,0 +1,163 @@
+"""The record of what was done: the ledger of change files (tickets.ingest_files), the watermark, the run log.
+
+The ledger is what makes runs repeatable: a file version (key + ETag) it
+holds as applied is never applied again, only archived; one it holds as
+rejected is only moved to rejected/. The run log (tickets.ingest_runs) is
+what --status and the health of the schedule are read from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import psycopg
+
+from fleettickets import database, settings
+from fleettickets.changefile import FileCounts, Source
+from fleettickets.dataset import Dataset
+from fleettickets.errors import FleetError
+from fleettickets.report import IngestReport, TicketCounts
+
+RECORD_FILE = """
+INSERT INTO tickets.ingest_files AS f (dataset, key, etag, size_bytes, status, rows_read, alarms_dropped, sentinels,
+                                       blank_lines, duplicates, inserted, updated, stale, rows_rejected, error,
+                                       batch_id)
+VALUES (%(dataset)s, %(key)s, %(etag)s, %(size)s, %(status)s, %(rows_read)s, %(alarms_dropped)s, %(sentinels)s,
+        %(blank_lines)s, %(duplicates)s, %(inserted)s, %(updated)s, %(stale)s, %(rows_rejected)s, %(error)s,
+        %(batch_id)s)
+ON CONFLICT (dataset, key, etag) DO UPDATE
+    SET size_bytes = excluded.size_bytes, status = excluded.status, rows_read = excluded.rows_read,
+        alarms_dropped = excluded.alarms_dropped, sentinels = excluded.sentinels, blank_lines = excluded.blank_lines,
+        duplicates = excluded.duplicates, inserted = excluded.inserted, updated = excluded.updated,
+        stale = excluded.stale, rows_rejected = excluded.rows_rejected, error = excluded.error,
+        batch_id = excluded.batch_id, applied_at = now(), archived_at = NULL
+"""
+
+RECORD_BATCH = """
+INSERT INTO tickets.ingest_batches (dataset, files, rows_staged, duplicates, inserted, updated, stale)
+VALUES (%(dataset)s, %(files)s, %(staged)s, %(duplicates)s, %(inserted)s, %(updated)s, %(stale)s)
+RETURNING batch_id
+"""
+
+ADVANCE_WATERMARK = """
+UPDATE tickets.import_meta
+SET metadata = metadata || jsonb_build_object(
+        'source_max_key', GREATEST(metadata->>'source_max_key' COLLATE "C", %(key)s::text COLLATE "C"),
+        'last_file_applied_at', now()),
+    updated_at = now()
+WHERE dataset = %(dataset)s
+"""
+
+VERSIONS_OF_KEYS = "SELECT key, etag, status FROM tickets.ingest_files WHERE dataset = %s AND key = ANY(%s)"
+
+WATERMARK = "SELECT metadata->>'source_max_key' FROM tickets.import_meta WHERE dataset = %s"
+
+MARK_ARCHIVED = "UPDATE tickets.ingest_files SET archived_at = now() WHERE dataset = %s AND key = %s AND etag = %s"
+
+# Applied files gone from changes/ were archived by a run that died before recording it.
+RECONCILE_ARCHIVED = """
+UPDATE tickets.ingest_files SET archived_at = now()
+WHERE dataset = %s AND status = 'applied' AND archived_at IS NULL AND key LIKE %s AND NOT key = ANY(%s)
+"""
+
+REJECTION_REASON = "SELECT error FROM tickets.ingest_files WHERE dataset = %s AND key = %s AND etag = %s"
+
+START_RUN = "INSERT INTO tickets.ingest_runs (dataset, mode) VALUES (%s, %s) RETURNING run_id"
+
+FINISH_RUN = """
+UPDATE tickets.ingest_runs
+SET finished_at = clock_timestamp(), status = %(status)s, files_applied = %(files_applied)s,
+    files_archived = %(files_archived)s, files_rejected = %(files_rejected)s, batches = %(batches)s,
+    rows_inserted = %(inserted)s,
+    rows_updated = %(updated)s, rows_stale = %(stale)s, rows_rejected = %(rows_rejected)s, error = %(error)s
+WHERE run_id = %(run_id)s
+"""
+
+STAMP_RUN_OUTCOME = """
+UPDATE tickets.import_meta
+SET metadata = metadata || jsonb_build_object('last_run_at', now(), %(stamp)s::text, now()), updated_at = now()
+WHERE dataset = %(dataset)s
+"""
+
+
+def record_file(cur: psycopg.Cursor, dataset: Dataset, source: Source, status: str, counts: FileCounts, *,
+                tickets: TicketCounts | None = None, batch_id: int | None = None, error: str | None = None) -> None:
+    """One file version in the ledger; `tickets` only when the file was applied alone (a batch of one)."""
+    cur.execute(RECORD_FILE, {
+        "dataset": dataset.name, "key": source.key, "etag": source.etag, "size": source.size, "status": status,
+        "error": settings.redact(error) if error else None, "batch_id": batch_id,
+        **{name: getattr(counts, name) for name in FileCounts.__dataclass_fields__},
+        **{name: getattr(tickets, name) if tickets else None for name in ("duplicates", "inserted", "updated",
+                                                                           "stale")},
+    })
+
+
+def record_batch(cur: psycopg.Cursor, dataset: Dataset, files: int, tickets: TicketCounts) -> int:
+    row = cur.execute(RECORD_BATCH, {"dataset": dataset.name, "files": files, "staged": tickets.staged,
+                                     "duplicates": tickets.duplicates, "inserted": tickets.inserted,
+                                     "updated": tickets.updated, "stale": tickets.stale}).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def advance_watermark(cur: psycopg.Cursor, dataset: Dataset, key: str) -> None:
+    cur.execute(ADVANCE_WATERMARK, {"key": key, "dataset": dataset.name})
+
+
+def versions_of(conn: psycopg.Connection, dataset: Dataset, keys: Iterable[str]) -> dict[str, dict[str, str]]:
+    """For each key, the versions the ledger holds: ETag → 'applied' or 'rejected'."""
+    versions: dict[str, dict[str, str]] = {}
+    for key, etag, status in conn.execute(VERSIONS_OF_KEYS, (dataset.name, list(keys))):
+        versions.setdefault(key, {})[etag] = status
+    return versions
+
+
+def watermark(conn: psycopg.Connection, dataset: Dataset) -> str | None:
+    row = conn.execute(WATERMARK, (dataset.name,)).fetchone()
+    return row[0] if row else None
+
+
+def mark_archived(conn: psycopg.Connection, dataset: Dataset, source: Source) -> None:
+    conn.execute(MARK_ARCHIVED, (dataset.name, source.key, source.etag))
+
+
+def reconcile_archived(conn: psycopg.Connection, dataset: Dataset, keys_in_changes: Iterable[str]) -> None:
+    """Record as archived the applied files no longer in changes/ (a run moved them, then died)."""
+    conn.execute(RECONCILE_ARCHIVED, (dataset.name, dataset.changes_prefix + "%", list(keys_in_changes)))
+
+
+def rejection_reason(conn: psycopg.Connection, dataset: Dataset, source: Source) -> str:
+    row = conn.execute(REJECTION_REASON, (dataset.name, source.key, source.etag)).fetchone()
+    return (row[0] if row else None) or "rejected"
+
+
+def start_run_log(conn: psycopg.Connection, dataset: Dataset, mode: str) -> int:
+    row = conn.execute(START_RUN, (dataset.name, mode)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def finish_run_log(conn: psycopg.Connection, dataset: Dataset, run_id: int, report: IngestReport) -> None:
+    """Close the run's log row; after a lost connection, on a new one if the database is back."""
+    if not (conn.broken or conn.closed):
+        _write_run_log(conn, dataset, run_id, report)
+        return
+    try:
+        with database.connect(attempts=1) as fresh:
+            _write_run_log(fresh, dataset, run_id, report)
+    except (FleetError, psycopg.Error):
+        pass  # the row stays 'running', which --status shows as a run that died
+
+
+def _write_run_log(conn: psycopg.Connection, dataset: Dataset, run_id: int, report: IngestReport) -> None:
+    rows, tickets = report.rows, report.tickets
+    with conn.transaction():
+        conn.execute(FINISH_RUN, {
+            "status": "ok" if report.ok else "failed", "files_applied": report.files_applied,
+            "files_archived": report.files_archived, "files_rejected": report.files_rejected,
+            "batches": report.batches, "inserted": tickets.inserted, "updated": tickets.updated,
+            "stale": tickets.stale,
+            "rows_rejected": rows.rows_rejected, "error": settings.redact("; ".join(report.errors)) or None,
+            "run_id": run_id})
+        conn.execute(STAMP_RUN_OUTCOME, {"stamp": "last_success_at" if report.ok else "last_failure_at",
+                                         "dataset": dataset.name})

@@ -1,0 +1,99 @@
+"""What a run will do, decided before it touches anything: the change files to act on, in order, with an action each.
+
+From the bucket: list changes/, ignore (and say so) keys that are not change
+files, and ask the ledger about the rest: a version never seen is applied, one
+applied before is only archived, one rejected before is only moved to
+rejected/. From local files: every file is applied, in name order.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from fleettickets import ledger
+from fleettickets.bucket import Bucket
+from fleettickets.changefile import ByteStream, Source
+from fleettickets.database import lost_connection_ends_run
+from fleettickets.dataset import Dataset
+from fleettickets.errors import FleetError
+from fleettickets.faults import fault
+from fleettickets.log import Log
+
+
+class Action(enum.Enum):
+    APPLY = "apply"
+    """A version the ledger has not applied: apply it, then archive it."""
+    ARCHIVE = "archive"
+    """Applied by an earlier run that died before moving it: archive it, never apply it again."""
+    FINISH_REJECTION = "finish rejection"
+    """Rejected by an earlier run that died before moving it: move it to rejected/."""
+
+
+@dataclass(frozen=True)
+class Step:
+    source: Source
+    action: Action
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: list[Step]
+    keys_in_changes: frozenset[str]
+    """Every key listed under changes/, change file or not: what the ledger can reconcile against."""
+
+
+def bucket_plan(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket, log: Log, *, reseed: bool) -> Plan:
+    """The files of changes/ to act on, oldest first; --reseed applies every one again."""
+    listed = bucket.list(dataset.changes_prefix)
+    fault("after_list")
+    stamped = []
+    for obj in listed:
+        match = dataset.key_pattern.fullmatch(obj.key)
+        if match:
+            stamped.append((match["stamp"], obj))
+        else:
+            log.warn(f"ignoring {obj.key!r}: not a change file name (expected "
+                     f"{dataset.changes_prefix}YYYY-MM-DDTHH-MM-SS.csv); left where it is")
+    stamped.sort(key=lambda pair: (pair[0], pair[1].key))
+
+    with lost_connection_ends_run(conn, "reading the ledger"):
+        versions = ledger.versions_of(conn, dataset, (obj.key for _, obj in stamped))
+        watermark = ledger.watermark(conn, dataset)
+
+    steps = []
+    for _stamp, obj in stamped:
+        seen = versions.get(obj.key, {})
+        source = Source(obj.key, obj.etag, obj.size, _opener(bucket, obj.key, obj.etag),
+                        rewritten=bool(set(seen) - {obj.etag}))
+        if obj.etag in seen and not reseed:
+            steps.append(Step(source, Action.ARCHIVE if seen[obj.etag] == "applied" else Action.FINISH_REJECTION))
+            continue
+        if seen and obj.etag not in seen:
+            log.warn(f"{obj.key} was rewritten by the export (new ETag): applying it as a new file")
+        elif not seen and watermark and obj.key <= watermark:
+            log.warn(f"{obj.key} arrived late (at or below the watermark {watermark}): applying it")
+        steps.append(Step(source, Action.APPLY))
+    return Plan(steps, frozenset(obj.key for obj in listed))
+
+
+def local_plan(paths: Sequence[Path]) -> Plan:
+    """Local files in key order (their names are export timestamps), all to apply."""
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FleetError(f"no such file: {', '.join(missing)}")
+    ordered = sorted((p.resolve() for p in paths), key=lambda p: (p.name, str(p)))
+    return Plan([Step(Source(f"file:{p}", "", p.stat().st_size, _file_opener(p)), Action.APPLY)
+                 for p in ordered], frozenset())
+
+
+def _opener(bucket: Bucket, key: str, etag: str) -> Callable[[], ByteStream]:
+    return lambda: bucket.open(key, etag)
+
+
+def _file_opener(path: Path) -> Callable[[], ByteStream]:
+    return lambda: path.open("rb")

@@ -1,0 +1,329 @@
+"""Bring a database to this tree's schema: the versioned migrations once each, then the read layer.
+
+    python run_migrations.py            apply what is pending
+    python run_migrations.py --status   list applied and pending files, and whether the read layer is current
+    python run_migrations.py --roles    the least-privilege roles (once, by a DBA)
+
+migrations/NN_name.sql are history: tables, columns, indexes, data moves,
+DROPs, and the functions something stored depends on. Each is applied once
+and never edited; an edited one is refused. migrations/read/NN_schema.object.sql
+are the read layer: the one current definition of every view and of every
+function nothing stored depends on, edited in place (migrations/read/README.md).
+
+A deploy is one transaction: the pending versioned files in order, then the
+whole read layer in file order whenever a versioned file was pending or the
+read files differ from those last applied, then the grants. A failure leaves
+the database as it was. An advisory lock serializes deploys, and a bounded
+lock wait keeps a deploy from queueing the map's queries behind it for long.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from fleettickets import database, edge, locks, settings
+from fleettickets.errors import FleetError
+from fleettickets.log import Log
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+READ_LAYER = "read"
+VERSIONED_NAME = re.compile(r"^(?P<number>\d{2,})_(?P<label>[a-z0-9_]+)\.sql$")
+READ_NAME = re.compile(r"^(?P<number>\d{2,})_(?P<object>(?:tickets|reporting)\.[a-z0-9_]+)\.sql$")
+
+TRACKING_DDL = """
+CREATE SCHEMA IF NOT EXISTS tickets;
+CREATE TABLE IF NOT EXISTS tickets.schema_migrations (
+    name        text PRIMARY KEY,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    duration_ms integer NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tickets.schema_read_layer (
+    name       text PRIMARY KEY,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+class MigrationError(FleetError):
+    """A migration file is missing, malformed, edited after being applied, or failed."""
+
+
+@dataclass(frozen=True)
+class SqlFile:
+    number: int
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A migrations folder: the versioned files and the read layer, each in the order they are applied."""
+
+    versioned: list[SqlFile]
+    read: list[SqlFile]
+
+
+def read_object(name: str) -> str:
+    """The object a read file defines, from its name: '51_reporting.fn_inc_dashboard.sql' defines
+    'reporting.fn_inc_dashboard'."""
+    match = READ_NAME.match(name)
+    return match["object"] if match else name
+
+
+def discover(directory: Path = MIGRATIONS_DIR) -> Tree:
+    """The files of `directory` and its read/ folder in order; refuses bad names and duplicate numbers."""
+    if not directory.is_dir():
+        raise MigrationError(f"migrations folder {directory} does not exist")
+    read_directory = directory / READ_LAYER
+    if not read_directory.is_dir():
+        raise MigrationError(f"read layer folder {read_directory} does not exist")
+    return Tree(_numbered(directory, VERSIONED_NAME, "NN_lowercase_name.sql"),
+                _numbered(read_directory, READ_NAME, "NN_tickets.object.sql or NN_reporting.object.sql"))
+
+
+def _numbered(directory: Path, pattern: re.Pattern[str], form: str) -> list[SqlFile]:
+    found: dict[int, SqlFile] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = pattern.match(path.name)
+        if not match:
+            raise MigrationError(f"{path.name}: files in {directory.name}/ are named {form}")
+        number = int(match["number"])
+        if number in found:
+            raise MigrationError(f"{path.name}: number {number:02d} is already used by {found[number].name}")
+        found[number] = SqlFile(number, path.name, path)
+    return [found[n] for n in sorted(found)]
+
+
+ROLES_DIR = MIGRATIONS_DIR / "roles"
+CREATE_ROLES = ROLES_DIR / "create.sql"
+GRANTS = ROLES_DIR / "grants.sql"
+OWNER_IN_PLACE = """
+SELECT EXISTS (SELECT FROM pg_namespace AS n JOIN pg_roles AS r ON r.oid = n.nspowner
+               WHERE n.nspname = 'tickets' AND r.rolname = 'fleettickets_owner')
+"""
+AS_OWNER = "SET LOCAL ROLE fleettickets_owner"
+BOUND_OBJECT_WAIT = "SELECT set_config('lock_timeout', %s, true)"
+
+TRACKED = """
+SELECT to_regclass('tickets.schema_migrations') IS NOT NULL, to_regclass('tickets.schema_read_layer') IS NOT NULL
+"""
+APPLIED = "SELECT name, checksum FROM tickets.schema_migrations"
+RECORD = "INSERT INTO tickets.schema_migrations (name, checksum, duration_ms) VALUES (%s, %s, %s)"
+READ_APPLIED = "SELECT name, checksum FROM tickets.schema_read_layer"
+READ_FORGET = "DELETE FROM tickets.schema_read_layer"
+READ_RECORD = "INSERT INTO tickets.schema_read_layer (name, checksum) VALUES (%s, %s)"
+
+
+def _tracking(conn: psycopg.Connection) -> tuple[bool, bool]:
+    row = conn.execute(TRACKED).fetchone()
+    return (bool(row[0]), bool(row[1])) if row else (False, False)
+
+
+def applied_checksums(conn: psycopg.Connection) -> dict[str, str]:
+    versioned, _read = _tracking(conn)
+    return dict(conn.execute(APPLIED).fetchall()) if versioned else {}
+
+
+def pending(conn: psycopg.Connection, migrations: Sequence[SqlFile]) -> list[SqlFile]:
+    """Versioned files not yet applied; refuses if an applied file was edited."""
+    applied = applied_checksums(conn)
+    for migration in migrations:
+        recorded = applied.get(migration.name)
+        if recorded is not None and recorded != migration.checksum:
+            raise MigrationError(
+                f"{migration.name} was edited after it was applied (checksum differs): "
+                "restore the file and put the change in a new migration"
+            )
+    return [m for m in migrations if m.name not in applied]
+
+
+@dataclass(frozen=True)
+class ReadLayerState:
+    """How the read files differ from those the database last applied."""
+
+    files: int
+    new: tuple[str, ...]
+    changed: tuple[str, ...]
+    gone: tuple[str, ...]
+    """Objects whose file was removed: they stay in the database (only a versioned DROP removes one)."""
+
+    @property
+    def current(self) -> bool:
+        return not (self.new or self.changed or self.gone)
+
+    def describe(self) -> str:
+        if self.files and len(self.new) == self.files:
+            return "not applied to this database before"
+        parts = [f"{label}: {', '.join(names)}" for label, names in
+                 (("changed", self.changed), ("new", self.new), ("file removed", self.gone)) if names]
+        return "; ".join(parts)
+
+
+def read_layer_state(conn: psycopg.Connection, read_files: Sequence[SqlFile]) -> ReadLayerState:
+    _versioned, tracked = _tracking(conn)
+    recorded: dict[str, str] = dict(conn.execute(READ_APPLIED).fetchall()) if tracked else {}
+    current = {f.name: f.checksum for f in read_files}
+    defined = {read_object(name) for name in current}
+    # Renumbering a file (to reorder the layer) is a new name for the same object, not a removal.
+    return ReadLayerState(
+        files=len(current),
+        new=tuple(name for name in current if name not in recorded),
+        changed=tuple(name for name in current if name in recorded and recorded[name] != current[name]),
+        gone=tuple(sorted({read_object(name) for name in recorded} - defined)))
+
+
+def migrate(conn: psycopg.Connection, tree: Tree, say: Callable[[str], None] = print) -> int:
+    """Apply the pending versioned files and, when needed, the read layer, in one transaction.
+
+    Returns how many versioned files were applied. Once `--roles` has handed the schemas to
+    fleettickets_owner, the deploy runs as that role (so what it creates is the owner's) and ends by applying
+    the grants (so what it creates is granted).
+    """
+    locks.lock(conn, "migrations", wait_s=settings.number("FLEETTICKETS_MIGRATION_LOCK_WAIT", float))
+    object_wait_s = settings.number("FLEETTICKETS_MIGRATION_OBJECT_LOCK_WAIT", float)
+    try:
+        as_owner = _owner_in_place(conn)
+        with conn.transaction():
+            conn.execute(BOUND_OBJECT_WAIT, (f"{round(object_wait_s * 1000)}ms",))
+            if as_owner:
+                _become_owner(conn)
+            conn.execute(TRACKING_DDL)
+            todo = pending(conn, tree.versioned)
+            for migration in todo:
+                elapsed_ms = _run_file(conn, migration, migration.name, object_wait_s)
+                conn.execute(RECORD, (migration.name, migration.checksum, elapsed_ms))
+                say(f"Applying {migration.name} … done in {elapsed_ms} ms")
+            layer = read_layer_state(conn, tree.read)
+            if todo or not layer.current:
+                _apply_read_layer(conn, tree.read, layer, object_wait_s, say)
+            if as_owner:
+                conn.execute(GRANTS.read_text(encoding="utf-8"))
+        if not todo and layer.current:
+            say(f"Nothing to apply: all {len(tree.versioned)} migrations are applied and the read layer "
+                f"({len(tree.read)} files) is current.")
+        return len(todo)
+    finally:
+        locks.unlock(conn, "migrations")
+
+
+def _apply_read_layer(conn: psycopg.Connection, read_files: Sequence[SqlFile], layer: ReadLayerState,
+                      object_wait_s: float, say: Callable[[str], None]) -> None:
+    for gone in layer.gone:
+        say(f"warning: migrations/read/ no longer defines {gone}; it stays in the database as it is (only a "
+            "versioned migration drops an object)")
+    why = layer.describe() or "with the migrations above"
+    started = time.perf_counter()
+    for read_file in read_files:
+        _run_file(conn, read_file, f"read/{read_file.name}", object_wait_s)
+    conn.execute(READ_FORGET)
+    with conn.cursor() as cur:
+        cur.executemany(READ_RECORD, [(f.name, f.checksum) for f in read_files])
+    elapsed_ms = round((time.perf_counter() - started) * 1000)
+    say(f"Applying the read layer ({len(read_files)} files; {why}) … done in {elapsed_ms} ms")
+
+
+def _run_file(conn: psycopg.Connection, sql_file: SqlFile, label: str, object_wait_s: float) -> int:
+    """Run one file inside the deploy's transaction; returns its duration in ms."""
+    started = time.perf_counter()
+    try:
+        conn.execute(sql_file.sql)
+    except psycopg.errors.LockNotAvailable:
+        raise MigrationError(
+            f"{label} waited {object_wait_s:g} s for a lock that a running query holds on what it changes: the "
+            "deploy was rolled back and nothing of it is applied; run it again when that query has ended, or "
+            "raise FLEETTICKETS_MIGRATION_OBJECT_LOCK_WAIT") from None
+    except psycopg.Error as error:
+        raise MigrationError(f"{label} failed: {database.describe_error(error)}; the deploy was rolled back and "
+                             "nothing of it is applied") from None
+    return round((time.perf_counter() - started) * 1000)
+
+
+def _owner_in_place(conn: psycopg.Connection) -> bool:
+    row = conn.execute(OWNER_IN_PLACE).fetchone()
+    return bool(row and row[0])
+
+
+def _become_owner(conn: psycopg.Connection) -> None:
+    try:
+        conn.execute(AS_OWNER)
+    except psycopg.errors.InsufficientPrivilege:
+        raise MigrationError("the schemas belong to fleettickets_owner: run the migrations as a member of it "
+                             "(CREATE ROLE … LOGIN IN ROLE fleettickets_owner; see docs/deployment-and-operations.md)"
+                             ) from None
+
+
+def apply_roles(conn: psycopg.Connection, say: Callable[[str], None] = print) -> None:
+    """--roles: the group roles, the schemas handed to fleettickets_owner, the grants; safe to run again."""
+    try:
+        with conn.transaction():
+            conn.execute(CREATE_ROLES.read_text(encoding="utf-8"))
+            conn.execute(GRANTS.read_text(encoding="utf-8"))
+    except psycopg.Error as error:
+        raise MigrationError(f"--roles failed and was rolled back (it needs a role with CREATEROLE that owns the "
+                             f"schemas, or a superuser): {database.describe_error(error)}") from None
+    say("Roles fleettickets_owner, fleettickets_ingest, fleettickets_reader in place; tickets and reporting owned "
+        "by fleettickets_owner; grants applied.")
+
+
+def print_status(conn: psycopg.Connection, tree: Tree) -> None:
+    applied = applied_checksums(conn)
+    waiting = [m for m in tree.versioned if m.name not in applied]
+    for migration in tree.versioned:
+        state = "pending" if migration in waiting else "applied"
+        print(f"{state:8} {migration.name}")
+    layer = read_layer_state(conn, tree.read)
+    if layer.current:
+        again = "; the next deploy re-applies it with the pending migrations" if waiting else ""
+        print(f"read layer: current ({layer.files} files){again}")
+        return
+    print(f"read layer: differs from what was applied; the next deploy re-applies all {layer.files} files:")
+    for label, names in (("changed", layer.changed), ("new", layer.new)):
+        for name in names:
+            print(f"  {label:8} read/{name}")
+    for gone in layer.gone:
+        print(f"  removed  {gone}: its file is gone, the object stays (a versioned migration drops it)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run_migrations.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--status", action="store_true",
+                        help="list applied and pending migrations and whether the read layer is current; change "
+                             "nothing")
+    parser.add_argument("--roles", action="store_true",
+                        help="create the group roles fleettickets_owner/_ingest/_reader (NOLOGIN), hand the schemas "
+                             "to fleettickets_owner and apply the grants; run once by a DBA, safe to repeat")
+    parser.add_argument("--dir", type=Path, default=MIGRATIONS_DIR,
+                        help="migrations folder, with the read layer in its read/ (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        tree = discover(args.dir)
+        with database.connect() as conn:
+            if args.status:
+                print_status(conn, tree)
+            elif args.roles:
+                apply_roles(conn)
+            else:
+                migrate(conn, tree)
+        return edge.EXIT_OK
+
+    return edge.run(Log("run_migrations"), body, interrupted="a deploy is one transaction: nothing of an "
+                    "unfinished one is applied")

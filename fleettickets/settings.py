@@ -1,0 +1,265 @@
+"""Configuration: every environment variable fleettickets reads, typed and validated in one place.
+
+`VARIABLES` is the registry (the README's configuration table and
+`.env.example` are tested against it); each concern reads its variables into a
+frozen settings object with `from_env()`. `redact()` knows every secret the
+registry marks and is applied to every line that leaves the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from psycopg.conninfo import conninfo_to_dict
+
+from fleettickets.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable as the README documents it."""
+
+    name: str
+    meaning: str
+    required: str = "no"
+    """When it must be set: 'yes', or the action that needs it, e.g. 'with --from-bucket'."""
+    default: str = ""
+    example: str = ""
+    """A valid value (never a real secret), for error messages."""
+    secret: bool = False
+    """Never printed: replaced by *** in every output."""
+    in_env_example: bool = True
+
+
+VARIABLES = (
+    Variable("DATABASE_URL", "PostgreSQL URL, e.g. `postgresql://fleettickets@db:5432/tracksolid_db`", "yes",
+             example="postgresql://fleettickets@db:5432/tracksolid_db", secret=True),
+    Variable("RUSTFS_ENDPOINT", "S3 endpoint URL (path-style addressing)", "with `--from-bucket`",
+             example="https://s3.example.com"),
+    Variable("RUSTFS_ACCESS_KEY", "S3 access key id", "with `--from-bucket`", secret=True),
+    Variable("RUSTFS_SECRET_KEY", "S3 secret key", "with `--from-bucket`", secret=True),
+    Variable("RUSTFS_BUCKET", "bucket name", default="isptickets"),
+    Variable("RUSTFS_REGION", "region", default="us-east-1"),
+    Variable("GEOCODER_API_KEY", "LocationIQ API key (geocoding only; the ingest never needs it)",
+             "with `--geocode-*` and `--apply`", secret=True),
+    Variable("GEOCODER_URL", "any Nominatim-compatible `/search` endpoint",
+             default="https://us1.locationiq.com/v1/search"),
+    Variable("GEOCODER_DAILY_BUDGET", "requests per provider day, retries included (the free plan allows 5,000)",
+             default="4500"),
+    Variable("GEOCODER_RPS", "requests per second (the free plan allows 2/s but only 60/min)", default="1"),
+    Variable("GEOCODER_TIMEOUT", "seconds to wait for one geocoder answer", default="10", in_env_example=False),
+    Variable("GEOCODER_MAX_FAILURES", "timeouts, failed connections or 5xx answers in a row after which a geocoding "
+             "run stops asking and exits 1", default="3", in_env_example=False),
+    Variable("AWS_MAX_ATTEMPTS", "attempts botocore makes per S3 request before the run gives up on the bucket",
+             default="5", in_env_example=False),
+    Variable("FLEETTICKETS_MAX_OBJECT_BYTES",
+             "a change file larger than this (by the listing's size) is rejected without being read",
+             default="536870912"),
+    Variable("FLEETTICKETS_BATCH_FILES", "waiting change files applied together in one transaction, each ticket "
+             "written once", default="50", in_env_example=False),
+    Variable("FLEETTICKETS_BATCH_BYTES", "a batch takes no further file once its files add up to this many bytes",
+             default="67108864", in_env_example=False),
+    Variable("FLEETTICKETS_RUN_TIMEOUT", "seconds after which an ingest run starts no new file (the rest wait for "
+             "the next run); well under the 20-minute schedule", default="900"),
+    Variable("FLEETTICKETS_OBJECT_TIMEOUT", "seconds one change file may take to read from the bucket before it is "
+             "left for the next run", default="300"),
+    Variable("FLEETTICKETS_STATEMENT_TIMEOUT", "seconds one SQL statement of an ingest run may take", default="300"),
+    Variable("FLEETTICKETS_LOCK_TIMEOUT", "seconds an ingest run waits for a row or table lock another session holds",
+             default="30"),
+    Variable("FLEETTICKETS_MIGRATION_LOCK_WAIT", "seconds `run_migrations.py` waits for another deploy's migrations "
+             "before it gives up naming the holder", default="300", in_env_example=False),
+    Variable("FLEETTICKETS_MIGRATION_OBJECT_LOCK_WAIT", "seconds a deploy waits for a table, view or function that a "
+             "running query holds (new queries of it queue behind the deploy meanwhile) before it rolls back",
+             default="10", in_env_example=False),
+    Variable("FLEETTICKETS_DEBUG", "`1` adds a (redacted) traceback to an unexpected error", in_env_example=False),
+    Variable("FLEETTICKETS_FAULT", "crash-test hook: names a step at which the process kills itself (tests only)",
+             "never in production", in_env_example=False),
+)
+BY_NAME = {variable.name: variable for variable in VARIABLES}
+
+
+# -- reading and validating ------------------------------------------------------------------------------------
+
+def _raw(name: str) -> str:
+    return os.environ.get(name, "").strip()
+
+
+def text(name: str) -> str:
+    """The variable's value, or its documented default when unset."""
+    return _raw(name) or BY_NAME[name].default
+
+
+def required(name: str) -> str:
+    """The variable's value; a ConfigError naming what to set when it is missing."""
+    value = _raw(name)
+    if not value:
+        variable = BY_NAME[name]
+        example = f", e.g. {variable.example}" if variable.example else ""
+        raise ConfigError(f"missing {name}: set it to the {variable.meaning.split(',')[0]}{example}")
+    return value
+
+
+def number(name: str, kind: type[int] | type[float] = int) -> float:
+    """The variable as a finite number above zero (a whole one for int), or its default."""
+    value = text(name)
+    try:
+        parsed = kind(value)
+    except ValueError:
+        parsed = math.nan
+    if not (math.isfinite(parsed) and parsed > 0):
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name} must be {what} above zero, e.g. {name}={BY_NAME[name].default} "
+                          f"(got {value[:40]!r})")
+    return parsed
+
+
+def url(name: str, *, need: bool = True) -> str:
+    """The variable as an http(s) URL; the value itself is never echoed (it may hold credentials)."""
+    value = required(name) if need else text(name)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        example = BY_NAME[name].example or BY_NAME[name].default
+        raise ConfigError(f"{name} must be an http:// or https:// URL with a host, e.g. {example}")
+    return value
+
+
+# -- one frozen settings object per concern -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BucketSettings:
+    endpoint: str
+    """S3 endpoint URL; path-style addressing."""
+    access_key: str
+    secret_key: str
+    name: str
+    region: str
+    max_attempts: int
+    """Attempts botocore makes per request (its own retries and backoff)."""
+    object_timeout_s: float
+    """The longest one object may take to read, however its bytes trickle in."""
+
+    @classmethod
+    def from_env(cls) -> BucketSettings:
+        return cls(endpoint=url("RUSTFS_ENDPOINT"), access_key=required("RUSTFS_ACCESS_KEY"),
+                   secret_key=required("RUSTFS_SECRET_KEY"), name=text("RUSTFS_BUCKET"),
+                   region=text("RUSTFS_REGION"), max_attempts=int(number("AWS_MAX_ATTEMPTS")),
+                   object_timeout_s=number("FLEETTICKETS_OBJECT_TIMEOUT", float))
+
+
+@dataclass(frozen=True)
+class GeocoderSettings:
+    url: str
+    """A Nominatim-compatible /search endpoint."""
+    api_key: str
+    """Empty in a dry run, which asks nothing."""
+    daily_budget: int
+    """Requests per provider day (00:00 UTC), retries included, shared by every run."""
+    rps: float
+    timeout_s: float
+    """Seconds to wait for one answer."""
+    max_failures: int
+    """Transport failures or 5xx answers in a row after which the provider counts as down."""
+
+    @classmethod
+    def from_env(cls, *, need_key: bool) -> GeocoderSettings:
+        return cls(url=url("GEOCODER_URL", need=False),
+                   api_key=required("GEOCODER_API_KEY") if need_key else _raw("GEOCODER_API_KEY"),
+                   daily_budget=int(number("GEOCODER_DAILY_BUDGET")), rps=number("GEOCODER_RPS", float),
+                   timeout_s=number("GEOCODER_TIMEOUT", float), max_failures=int(number("GEOCODER_MAX_FAILURES")))
+
+    @property
+    def provider(self) -> str:
+        """The provider's host and port (never credentials in the URL): the budget is counted per provider."""
+        return urlsplit(self.url).netloc.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """The bounds that keep an unattended ingest run from hanging or holding its lock for long."""
+
+    max_object_bytes: int
+    """A change file larger than this is rejected from the listing, unread."""
+    batch_files: int
+    """Waiting files applied in one transaction (1: each file alone)."""
+    batch_bytes: int
+    """A batch takes no further file once its files' sizes add up to this."""
+    run_timeout_s: float
+    """After this long a run starts no new file; the rest are applied next run."""
+    statement_timeout_s: float
+    lock_timeout_s: float
+
+    @classmethod
+    def from_env(cls) -> RunLimits:
+        return cls(max_object_bytes=int(number("FLEETTICKETS_MAX_OBJECT_BYTES")),
+                   batch_files=int(number("FLEETTICKETS_BATCH_FILES")),
+                   batch_bytes=int(number("FLEETTICKETS_BATCH_BYTES")),
+                   run_timeout_s=number("FLEETTICKETS_RUN_TIMEOUT", float),
+                   statement_timeout_s=number("FLEETTICKETS_STATEMENT_TIMEOUT", float),
+                   lock_timeout_s=number("FLEETTICKETS_LOCK_TIMEOUT", float))
+
+
+def database_url() -> str:
+    """DATABASE_URL, checked to parse: a malformed one is named without echoing any of it."""
+    value = required("DATABASE_URL")
+    try:
+        conninfo_to_dict(value)
+    except Exception:
+        raise ConfigError("DATABASE_URL is not a valid connection string: check its form "
+                          "(postgresql://user:password@host:5432/dbname) and percent-encoding (a % in the password "
+                          "is written %25, an @ %40, a / %2F)") from None
+    return value
+
+
+def debug() -> bool:
+    return _raw("FLEETTICKETS_DEBUG") == "1"
+
+
+# -- secrets ---------------------------------------------------------------------------------------------------
+
+# user:password@ in a URL, found without parsing it: a URL that does not parse
+# may still be printed by whoever fails to parse it.
+USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@")
+URLS_WITH_CREDENTIALS = ("DATABASE_URL", "RUSTFS_ENDPOINT", "GEOCODER_URL")
+
+
+def secrets() -> list[str]:
+    """Every secret value this process could know about, longest first."""
+    values = [_raw(variable.name) for variable in VARIABLES if variable.secret]
+    for name in URLS_WITH_CREDENTIALS:
+        match = USERINFO.match(_raw(name))
+        if match:
+            password = match[1].partition(":")[2]
+            values += [match[1], password, unquote(password)]
+    database = _raw("DATABASE_URL")
+    if database:
+        with contextlib.suppress(Exception):  # an unparseable URL is still redacted whole, and its userinfo
+            values.append(str(conninfo_to_dict(database).get("password") or ""))
+    return sorted({value for value in values if len(value) >= 3}, key=len, reverse=True)
+
+
+def redact(message: str, known: Iterable[str] | None = None) -> str:
+    """Replace every secret value in `message` with '***'."""
+    for secret in secrets() if known is None else known:
+        message = message.replace(secret, "***")
+    return message
+
+
+def configuration_table() -> str:
+    """The README's configuration table as this registry says it must read; `python -m fleettickets.settings`
+    prints it."""
+    lines = ["| variable | required | default | meaning |", "|---|---|---|---|"]
+    for variable in VARIABLES:
+        default = f"`{variable.default}`" if variable.default else ""
+        row = f"| `{variable.name}` | {variable.required} | {default} | {variable.meaning} |"
+        lines.append(row.replace("|  |", "| |"))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(configuration_table(), end="")

@@ -1,0 +1,169 @@
+"""--status: where a dataset stands, read from the ledger, the run log and its table, in EAT."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import psycopg
+from psycopg import sql
+
+from fleettickets import database, settings
+from fleettickets.dataset import STAMP_FORMAT, Dataset
+
+OPERATORS_READ_EAT = "SET TIME ZONE 'Africa/Nairobi'"
+
+META = """
+SELECT metadata->>'source_max_key', (metadata->>'last_success_at')::timestamptz,
+       (metadata->>'last_failure_at')::timestamptz
+FROM tickets.import_meta WHERE dataset = %s
+"""
+
+NEWEST_APPLIED = """
+SELECT key, applied_at, now() - applied_at, now() FROM tickets.ingest_files
+WHERE dataset = %s AND status = 'applied' AND key LIKE %s
+ORDER BY key COLLATE "C" DESC LIMIT 1
+"""
+
+TICKET_COUNTS = "SELECT count(*), count(*) FILTER (WHERE bucket = 'open'), count(geom) FROM {table}"
+
+FILE_COUNTS = """
+SELECT (SELECT count(*) FROM tickets.ingest_files WHERE dataset = %(dataset)s AND status = 'rejected'),
+       (SELECT count(*) FROM tickets.ingest_files
+        WHERE dataset = %(dataset)s AND status = 'applied' AND archived_at IS NULL AND key NOT LIKE 'file:%%'),
+       (SELECT count(*) FROM tickets.rejected_rows WHERE dataset = %(dataset)s)
+"""
+
+LAST_RUNS = """
+SELECT started_at, finished_at - started_at, status, files_applied, batches, files_rejected, rows_inserted,
+       rows_updated, error
+FROM tickets.ingest_runs WHERE dataset = %s ORDER BY run_id DESC LIMIT 5
+"""
+
+
+def print_status(dataset: Dataset) -> int:
+    with database.connect() as conn:
+        conn.execute(OPERATORS_READ_EAT)
+        watermark, last_success, last_failure = conn.execute(META, (dataset.name,)).fetchone() or (None, None, None)
+        newest = conn.execute(NEWEST_APPLIED, (dataset.name, dataset.changes_prefix + "%")).fetchone()
+        tickets, open_tickets, placed = _one(conn, sql.SQL(TICKET_COUNTS).format(table=dataset.table_identifier))
+        rejected_files, pending_archive, rejected_rows = _one(conn, FILE_COUNTS, {"dataset": dataset.name})
+        runs = conn.execute(LAST_RUNS, (dataset.name,)).fetchall()
+
+    print(f"{dataset.name}: {dataset.table}")
+    print(f"  watermark        {watermark or '(none: nothing applied from the bucket yet)'}")
+    if newest:
+        key, applied_at, since_applied, now = newest
+        stamp = dataset.key_pattern.fullmatch(key)
+        if stamp:
+            exported = dt.datetime.strptime(stamp["stamp"], STAMP_FORMAT).replace(tzinfo=now.tzinfo)
+            print(f"  newest applied   {key}: exported {exported:%Y-%m-%d %H:%M} EAT ({age(now - exported)} ago), "
+                  f"applied {applied_at:%Y-%m-%d %H:%M} EAT ({age(since_applied)} ago)")
+    print(f"  last success     {f'{last_success:%Y-%m-%d %H:%M} EAT' if last_success else 'never'}"
+          + (f" (last failure {last_failure:%Y-%m-%d %H:%M} EAT)" if last_failure else ""))
+    print(f"  tickets          {tickets} ({open_tickets} open, {placed} with a point)")
+    print(f"  files            {rejected_files} rejected, {pending_archive} applied but not yet archived; "
+          f"{rejected_rows} rejected rows kept")
+    print("  last runs")
+    for started, took, state, applied, batches, rejected, inserted, updated, error in runs:
+        shown = state if state != "running" or took else "running (or died)"
+        took_s = f"{took.total_seconds():.1f} s" if took else "-"
+        print(f"    {started:%Y-%m-%d %H:%M} EAT {shown:8} {took_s:>8}  {applied} files in {batches} "
+              f"batch{'' if batches == 1 else 'es'}, "
+              f"{rejected} rejected, "
+              f"{inserted} new, {updated} updated{'  ' + settings.redact(error) if error else ''}")
+    if not runs:
+        print("    (none)")
+    return 0
+
+
+def _one(conn: psycopg.Connection, query: str | sql.Composed, params: tuple | dict = ()) -> tuple:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def age(delta: dt.timedelta) -> str:
+    seconds = max(int(delta.total_seconds()), 0)
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+
+
+# -- --check: a health check for Coolify or cron ------------------------------------------------------------------
+
+EAT = dt.timezone(dt.timedelta(hours=3))
+# The scheduled tasks run */20 from 06:00 to 20:40 EAT; time outside that
+# window does not count towards a run or a file being late.
+EXPORT_HOURS = (dt.time(6, 0), dt.time(21, 0))
+DEFAULT_MAX_RUN_AGE_MIN = 60
+DEFAULT_MAX_FILE_AGE_MIN = 90
+UNARCHIVED_GRACE = dt.timedelta(hours=1)
+
+# tickets.clock() is now() unless a test or a what-if pins fleettickets.now.
+HEALTH = """
+SELECT tickets.clock(),
+       (metadata->>'last_success_at')::timestamptz,
+       (SELECT key FROM tickets.ingest_files
+        WHERE dataset = %(dataset)s AND status = 'applied' AND key LIKE %(changes)s
+        ORDER BY key COLLATE "C" DESC LIMIT 1),
+       (SELECT count(*) FROM tickets.ingest_files
+        WHERE dataset = %(dataset)s AND status = 'applied' AND archived_at IS NULL AND key NOT LIKE 'file:%%'
+          AND applied_at < tickets.clock() - %(grace)s)
+FROM tickets.import_meta WHERE dataset = %(dataset)s
+"""
+
+LAST_RUN = """
+SELECT status, started_at, finished_at, error FROM tickets.ingest_runs
+WHERE dataset = %s ORDER BY run_id DESC LIMIT 1
+"""
+
+
+def export_hours_between(start: dt.datetime, end: dt.datetime) -> dt.timedelta:
+    """How much of [start, end] falls within the export hours (06:00–21:00 EAT) of any day."""
+    total = dt.timedelta()
+    day = start.astimezone(EAT).date()
+    while day <= end.astimezone(EAT).date():
+        opens = dt.datetime.combine(day, EXPORT_HOURS[0], EAT)
+        closes = dt.datetime.combine(day, EXPORT_HOURS[1], EAT)
+        total += max(min(end, closes) - max(start, opens), dt.timedelta())
+        day += dt.timedelta(days=1)
+    return total
+
+
+def check_health(dataset: Dataset, *, max_run_age_min: float, max_file_age_min: float,
+                 rejected_waiting: int | None) -> tuple[bool, str]:
+    """(healthy, one line saying why) for the dataset's schedule; `rejected_waiting` counts files in rejected/."""
+    problems: list[str] = []
+    with database.connect() as conn:
+        health = conn.execute(HEALTH, {"dataset": dataset.name, "changes": dataset.changes_prefix + "%",
+                                       "grace": UNARCHIVED_GRACE}).fetchone()
+        last_run = conn.execute(LAST_RUN, (dataset.name,)).fetchone()
+    if health is None:
+        return False, "the database has no record of this dataset (run the migrations: python run_migrations.py)"
+    now, last_success, newest_key, unarchived = health
+    if last_run and last_run[0] == "failed":
+        problems.append(f"the last run failed: {settings.redact(last_run[3] or 'see --status')}")
+    if last_success is None:
+        problems.append("no run has ever succeeded")
+    elif export_hours_between(last_success, now) > dt.timedelta(minutes=max_run_age_min):
+        problems.append(f"no successful run for {age(now - last_success)} (over {max_run_age_min:g} min of export "
+                        "hours: are the scheduled tasks running?)")
+    stamp = dataset.key_pattern.fullmatch(newest_key) if newest_key else None
+    if stamp is None:
+        problems.append("no change file applied from the bucket yet")
+    else:
+        exported = dt.datetime.strptime(stamp["stamp"], STAMP_FORMAT).replace(tzinfo=EAT)
+        if export_hours_between(exported, now) > dt.timedelta(minutes=max_file_age_min):
+            problems.append(f"the newest change file was exported {age(now - exported)} ago (over "
+                            f"{max_file_age_min:g} min of export hours: has the export stopped?)")
+    if rejected_waiting:
+        problems.append(f"{rejected_waiting} files wait in {dataset.rejected_prefix}")
+    if unarchived:
+        problems.append(f"{unarchived} applied files not archived for over an hour (is the bucket writable?)")
+    if problems:
+        return False, "unhealthy: " + "; ".join(problems)
+    assert last_success is not None and stamp is not None
+    return True, (f"healthy: last success {age(now - last_success)} ago, newest change file exported "
+                  f"{age(now - exported)} ago")

@@ -1,0 +1,11 @@
+-- The dataset argument of the by-dataset functions: 'inc' or 'crq', else one clear error.
+CREATE OR REPLACE FUNCTION tickets.known_dataset(p_dataset text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_dataset IS DISTINCT FROM 'inc' AND p_dataset IS DISTINCT FROM 'crq' THEN
+        RAISE EXCEPTION 'dataset must be inc or crq (got %)', COALESCE(quote_literal(p_dataset), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN p_dataset;
+END
+$$;

@@ -1,0 +1,16 @@
+-- CRQ's dashboard: the same query, arguments, errors and payload as fn_inc_dashboard.
+CREATE OR REPLACE FUNCTION reporting.fn_crq_dashboard(p_cluster text DEFAULT NULL, p_status text DEFAULT NULL,
+                                           p_window text DEFAULT '24h', p_from timestamptz DEFAULT NULL,
+                                           p_to timestamptz DEFAULT NULL) RETURNS json
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+SET max_parallel_workers_per_gather = 0 AS $$
+DECLARE
+    result json;
+BEGIN
+    EXECUTE tickets.dashboard_query('crq', p_cluster IS NOT NULL) INTO result
+    USING p_cluster, p_status, p_window, tickets.dashboard_window(p_window, p_from, p_to),
+          tickets.cluster_keys_of(p_cluster);
+    RETURN result;
+END
+$$;
+REVOKE ALL ON FUNCTION reporting.fn_crq_dashboard(text, text, text, timestamptz, timestamptz) FROM PUBLIC;

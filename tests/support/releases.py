@@ -1,0 +1,44 @@
+"""The landed release this tree upgrades from, and its files: upgrade tests build "the database at migration N"
+from what the field really ran, never from this tree's copy of it.
+
+Move PREVIOUS_RELEASE to the landed main's commit whenever a change to migrations/ lands.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PREVIOUS_RELEASE = "3c71aa961ef538f368df930d751a083ef8db9ba6"
+"""Main after migration 19 landed (the read layer's last release as versioned files only)."""
+
+
+def checkout(commit: str, into: Path) -> Path:
+    """The tree of `commit` extracted into `into` (git archive): no work tree, no .git."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit], capture_output=True,
+                             check=False)
+    if archive.returncode != 0:
+        raise RuntimeError(f"git archive {commit} failed (is this a clone with its history?): "
+                           f"{archive.stderr.decode(errors='replace').strip()}")
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def migrate_with(tree: Path, database_url: str, *, up_to: int | None = None) -> subprocess.CompletedProcess:
+    """Run `tree`'s own migration runner against `database_url`, with its versioned files after `up_to` left out."""
+    migrations = tree / "migrations"
+    if up_to is not None:
+        for path in migrations.glob("*.sql"):
+            if int(path.name.split("_", 1)[0]) > up_to:
+                path.unlink()
+    return subprocess.run([sys.executable, "run_migrations.py", "--dir", str(migrations)], cwd=tree,
+                          capture_output=True, text=True, env={**os.environ, "DATABASE_URL": database_url},
+                          check=False)

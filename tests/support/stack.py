@@ -1,0 +1,97 @@
+"""What the tests hold of the test bed: a database, a bucket, a command's outcome, a table's state.
+
+The fixtures that make them are in tests/conftest.py; tests import these
+types and helpers from here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+# Per session, so sessions sharing a server (DATABASE_URL) never clone each other's template.
+TEMPLATE_DB = f"fleettickets_template_{os.getpid()}"
+
+
+@dataclass
+class TestDatabase:
+    __test__ = False  # a fixture value, not a test class
+    url: str
+    name: str
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.url, autocommit=True)
+
+    def execute(self, statements: str, params: object = None) -> None:
+        with self.connect() as conn:
+            conn.execute(statements, params)
+
+    def query(self, query: str, params: object = None) -> list[tuple]:
+        with self.connect() as conn:
+            return conn.execute(query, params).fetchall()
+
+    def scalar(self, query: str, params: object = None) -> object:
+        rows = self.query(query, params)
+        return rows[0][0] if rows else None
+
+
+_database_numbers = itertools.count()
+
+
+def create_database(admin_url: str, template: str = TEMPLATE_DB) -> TestDatabase:
+    name = f"fleettickets_test_{os.getpid()}_{next(_database_numbers)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY file_copy").format(
+            sql.Identifier(name), sql.Identifier(template)))
+    return TestDatabase(psycopg.conninfo.make_conninfo(admin_url, dbname=name), name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@dataclass
+class TestBucket:
+    __test__ = False
+    client: object
+    name: str
+
+    def put(self, key: str, body: bytes | str) -> None:
+        self.client.put_object(Bucket=self.name, Key=key, Body=body.encode() if isinstance(body, str) else body)
+
+    def get(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
+
+    def keys(self, prefix: str = "") -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix)
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+    def put_samples(self, dataset: str) -> list[str]:
+        keys = []
+        for path in sorted((SAMPLES / dataset / "changes").glob("*.csv")):
+            key = f"automations/{dataset}/changes/{path.name}"
+            self.put(key, path.read_bytes())
+            keys.append(key)
+        return keys
+
+
+@dataclass
+class Outcome:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def output(self) -> str:
+        return self.out + self.err
+
+
+def table_state(db: TestDatabase, table: str) -> dict[str, dict]:
+    return dict(db.query(f"SELECT ticket_id, raw FROM tickets.{table}"))

@@ -1,0 +1,64 @@
+"""The package's shape: edges depend on the core and never the reverse, no import cycle, and the runner and the
+history capture start without loading the engine."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "fleettickets"
+EDGES = {"edge", "cli", "schema"}
+"""What turns a process's arguments and exceptions into work and exit codes; the core never imports them."""
+ENGINE = {"pipeline", "plan", "load", "ledger", "bucket", "changefile", "status", "cli"}
+
+
+def imports_of(path: Path) -> set[str]:
+    """The package modules `path` imports, however it spells the import."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "fleettickets":
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fleettickets."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[1] for alias in node.names if alias.name.startswith("fleettickets.")}
+    return found
+
+
+GRAPH = {path.stem: imports_of(path) for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
+
+
+def test_the_package_has_no_import_cycle():
+    try:
+        list(TopologicalSorter(GRAPH).static_order())
+    except CycleError as error:
+        pytest.fail(f"import cycle: {' -> '.join(error.args[1])}")
+
+
+def test_the_core_never_imports_an_edge():
+    offenders = {module: GRAPH[module] & EDGES for module in GRAPH.keys() - EDGES - {"history"}
+                 if GRAPH[module] & EDGES}
+    assert not offenders
+
+
+@pytest.mark.parametrize("module", ["fleettickets.schema", "fleettickets.history", "fleettickets.edge"])
+def test_the_runner_and_the_history_capture_start_without_the_engine(module):
+    probe = (f"import sys, {module}; "
+             "print(' '.join(sorted(m.split('.')[1] for m in sys.modules if m.startswith('fleettickets.'))))")
+    loaded = set(subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.split())
+    assert module.split(".")[1] in loaded
+    assert not loaded & ENGINE, f"{module} loads {sorted(loaded & ENGINE)}"
+
+
+def test_no_top_level_module_but_the_entrypoints():
+    """Installed, the project adds one package and the two entrypoints Coolify runs, nothing named `settings`."""
+    modules = {path.stem for path in ROOT.glob("*.py")}
+    assert modules == {"run_migrations", "devstack"}
+    assert "from fleettickets import schema" in (ROOT / "run_migrations.py").read_text()
