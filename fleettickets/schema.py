@@ -122,6 +122,12 @@ SELECT EXISTS (SELECT FROM pg_namespace AS n JOIN pg_roles AS r ON r.oid = n.nsp
 AS_OWNER = "SET LOCAL ROLE fleettickets_owner"
 BOUND_OBJECT_WAIT = "SELECT set_config('lock_timeout', %s, true)"
 
+PUBLIC_WRITERS = """
+SELECT r.rolname FROM pg_roles AS r
+WHERE has_schema_privilege(r.oid, 'public', 'CREATE') AND NOT r.rolsuper AND r.rolname !~ '^pg_'
+  AND r.rolname NOT IN ('fleettickets_owner', 'fleettickets_ingest', 'fleettickets_reader')
+ORDER BY 1
+"""
 TRACKED = """
 SELECT to_regclass('tickets.schema_migrations') IS NOT NULL, to_regclass('tickets.schema_read_layer') IS NOT NULL
 """
@@ -280,7 +286,12 @@ def apply_roles(conn: psycopg.Connection, say: Callable[[str], None] = print) ->
         raise MigrationError(f"--roles failed and was rolled back (it needs a role with CREATEROLE that owns the "
                              f"schemas, or a superuser): {database.describe_error(error)}") from None
     say("Roles fleettickets_owner, fleettickets_ingest, fleettickets_reader in place; tickets and reporting owned "
-        "by fleettickets_owner; grants applied.")
+        "by fleettickets_owner; grants applied; CREATE on schema public revoked from PUBLIC.")
+    writers = [name for (name,) in conn.execute(PUBLIC_WRITERS).fetchall()]
+    if writers:
+        say(f"warning: schema public is writable by {', '.join(writers)}: a function planted there runs for any code "
+            "that searches public. The reporting functions search only pg_catalog; other apps' code may not: "
+            "REVOKE CREATE ON SCHEMA public FROM each of them unless it must create there.")
 
 
 def print_status(conn: psycopg.Connection, tree: Tree) -> None:

@@ -8,6 +8,7 @@ a few tens of milliseconds instead of re-running the migrations.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -122,3 +123,23 @@ def run_import(capsys):
         return Outcome(code, captured.out, captured.err)
 
     return run
+
+
+_role_numbers = itertools.count()
+
+
+@pytest.fixture
+def roles(db: TestDatabase) -> Iterator[dict[str, str]]:
+    """--roles applied to the test database, and one login role per group (dropped afterwards)."""
+    schema.main(["--roles"])
+    suffix = f"{os.getpid()}_{next(_role_numbers)}"
+    logins = {group: f"ft_{group}_{suffix}" for group in ("ingest", "reader", "nobody")}
+    with db.connect() as conn:
+        for group, login in logins.items():
+            member = sql.SQL("") if group == "nobody" else sql.SQL("IN ROLE {}").format(
+                sql.Identifier(f"fleettickets_{group}"))
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN {}").format(sql.Identifier(login), member))
+    yield {group: psycopg.conninfo.make_conninfo(db.url, user=login) for group, login in logins.items()}
+    with db.connect() as conn:
+        for login in logins.values():
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(login)))

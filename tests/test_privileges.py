@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 import shutil
-from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from fleettickets import schema
 from support.fake_locationiq import FakeLocationIQ
-from support.stack import SAMPLES, TestDatabase
-
-_numbers = itertools.count()
-
-
-@pytest.fixture
-def roles(db: TestDatabase) -> Iterator[dict[str, str]]:
-    """--roles applied to the test database, and one login role per group (dropped afterwards)."""
-    schema.main(["--roles"])
-    suffix = f"{os.getpid()}_{next(_numbers)}"
-    logins = {group: f"ft_{group}_{suffix}" for group in ("ingest", "reader", "nobody")}
-    with db.connect() as conn:
-        for group, login in logins.items():
-            member = sql.SQL("") if group == "nobody" else sql.SQL("IN ROLE {}").format(
-                sql.Identifier(f"fleettickets_{group}"))
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN {}").format(sql.Identifier(login), member))
-    yield {group: psycopg.conninfo.make_conninfo(db.url, user=login) for group, login in logins.items()}
-    with db.connect() as conn:
-        for login in logins.values():
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(login)))
+from support.stack import SAMPLES
 
 
 def test_the_whole_cycle_runs_as_a_member_of_fleettickets_ingest_only(db, bucket, roles, run_import, monkeypatch,
@@ -98,7 +75,7 @@ def test_every_reporting_function_runs_as_its_owner_with_a_pinned_search_path(db
     assert functions
     for name, definer, config in functions:
         assert definer, f"reporting.{name} is not SECURITY DEFINER"
-        assert "search_path=pg_catalog, public, pg_temp" in (config or []), (name, config)
+        assert "search_path=pg_catalog, pg_temp" in (config or []), (name, config)
     assert db.scalar("SELECT has_function_privilege('public', 'reporting.fn_inc_dashboard(text, text, text, "
                      "timestamptz, timestamptz)', 'EXECUTE')") is False
 

@@ -4,7 +4,7 @@ CREATE OR REPLACE VIEW tickets.ticket_features AS
     SELECT t.dataset, t.ticket_id, jsonb_build_object(
         'type', 'Feature',
         'id', t.ticket_id,
-        'geometry', ST_AsGeoJSON(t.geom)::jsonb,
+        'geometry', public.ST_AsGeoJSON(t.geom)::jsonb,
         'properties', jsonb_build_object(
             'dataset', t.dataset,
             'ticket_id', t.ticket_id,

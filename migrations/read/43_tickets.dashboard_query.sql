@@ -56,7 +56,7 @@ BEGIN
                          json_build_object(
                              'type', 'Feature',
                              'id', o.ticket_id,
-                             'geometry', ST_AsGeoJSON(o.geom, 6)::json,
+                             'geometry', public.ST_AsGeoJSON(o.geom, 6)::json,
                              'properties', json_build_object(
                                  'ticket_id', o.ticket_id, 'normalized_status', o.normalized_status,
                                  'raw_status', o.raw_status, 'is_actionable', o.is_actionable,
@@ -71,7 +71,7 @@ BEGIN
                            json_build_object(
                                'type', 'Feature',
                                'id', c.ticket_id,
-                               'geometry', ST_AsGeoJSON(c.geom, 6)::json,
+                               'geometry', public.ST_AsGeoJSON(c.geom, 6)::json,
                                'properties', json_build_object(
                                    'ticket_id', c.ticket_id, 'normalized_status', c.normalized_status,
                                    'cluster', c.cluster, 'cluster_name', c.cluster_name, 'region', c.region,

@@ -1,7 +1,7 @@
 -- Every ticket of either dataset as one GeoJSON FeatureCollection, with each
 -- dataset's freshness (docs/dashboard-api-contract.md).
 CREATE OR REPLACE FUNCTION reporting.fn_tickets_for_map() RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' AS $$
     SELECT jsonb_build_object(
         'type', 'FeatureCollection',
         'features', (

@@ -2,7 +2,7 @@
 CREATE OR REPLACE FUNCTION reporting.fn_crq_dashboard(p_cluster text DEFAULT NULL, p_status text DEFAULT NULL,
                                            p_window text DEFAULT '24h', p_from timestamptz DEFAULT NULL,
                                            p_to timestamptz DEFAULT NULL) RETURNS json
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC'
 SET max_parallel_workers_per_gather = 0 AS $$
 DECLARE
     result json;

@@ -7,7 +7,7 @@ CREATE OR REPLACE FUNCTION reporting.fn_nearest_open_tickets(p_lat double precis
                                                   p_radius_km double precision DEFAULT 10,
                                                   p_limit integer DEFAULT 20, p_dataset text DEFAULT NULL)
 RETURNS json
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $fn$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' AS $fn$
 DECLARE
     result json;
 BEGIN
@@ -41,17 +41,17 @@ BEGIN
             SELECT t.dataset, t.ticket_id
             FROM tickets.all_tickets AS t
             WHERE t.bucket = 'open' AND t.is_actionable AND ($4::text IS NULL OR t.dataset = $4)
-              AND ST_DWithin(t.geog, $1, $2, false)
-            ORDER BY t.geog <-> $1
+              AND public.ST_DWithin(t.geog, $1, $2, false)
+            ORDER BY t.geog OPERATOR(public.<->) $1
             LIMIT $3
         ), nearest AS (
-            SELECT o.*, ST_Distance(o.geog, $1, false) AS distance_m
+            SELECT o.*, public.ST_Distance(o.geog, $1, false) AS distance_m
             FROM candidates AS c JOIN tickets.open_sla AS o USING (dataset, ticket_id)
         )
         SELECT json_build_object('type', 'FeatureCollection', 'features', COALESCE(json_agg(json_build_object(
             'type', 'Feature',
             'id', n.ticket_id,
-            'geometry', ST_AsGeoJSON(n.geom, 6)::json,
+            'geometry', public.ST_AsGeoJSON(n.geom, 6)::json,
             'properties', json_build_object(
                 'ticket_id', n.ticket_id, 'dataset', n.dataset, 'distance_m', round(n.distance_m::numeric, 1),
                 'normalized_status', n.normalized_status, 'cluster', n.cluster, 'cluster_name', n.cluster_name,
@@ -62,7 +62,7 @@ BEGIN
         FROM nearest AS n
     $q$
     INTO result
-    USING ST_SetSRID(ST_MakePoint(p_lon, p_lat), 4326)::geography, p_radius_km * 1000, p_limit,
+    USING public.ST_SetSRID(public.ST_MakePoint(p_lon, p_lat), 4326)::public.geography, p_radius_km * 1000, p_limit,
           lower(btrim(p_dataset));
     RETURN result;
 END

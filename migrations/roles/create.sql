@@ -41,3 +41,8 @@ BEGIN
     EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO fleettickets_ingest', current_database());
 END
 $$;
+-- Nobody but a schema's owner creates in public: code that searches public
+-- (another app's, or ours by mistake) could otherwise run a function a
+-- stranger planted there. PostgreSQL 15 already does this for new databases;
+-- a database upgraded from 14 or older still lets everyone.
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
