@@ -121,6 +121,10 @@ SELECT EXISTS (SELECT FROM pg_namespace AS n JOIN pg_roles AS r ON r.oid = n.nsp
 """
 AS_OWNER = "SET LOCAL ROLE fleettickets_owner"
 BOUND_OBJECT_WAIT = "SELECT set_config('lock_timeout', %s, true)"
+# Views bind the functions they call when they are created, and SQL function bodies are checked against what
+# the path finds: the read layer sees pg_catalog alone, so nothing another role put in public is bound into it
+# (it names PostGIS as public.*). The rest of the deploy's transaction keeps this path.
+TRUSTED_PATH_ONLY = "SELECT set_config('search_path', 'pg_catalog, pg_temp', true)"
 
 PUBLIC_WRITERS = """
 SELECT r.rolname FROM pg_roles AS r
@@ -237,6 +241,7 @@ def _apply_read_layer(conn: psycopg.Connection, read_files: Sequence[SqlFile], l
             "versioned migration drops an object)")
     why = layer.describe() or "with the migrations above"
     started = time.perf_counter()
+    conn.execute(TRUSTED_PATH_ONLY)
     for read_file in read_files:
         _run_file(conn, read_file, f"read/{read_file.name}", object_wait_s)
     conn.execute(READ_FORGET)

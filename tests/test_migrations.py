@@ -8,6 +8,7 @@ built (tests/support/releases.py); databases are compared over the catalog
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shutil
 import subprocess
@@ -68,7 +69,6 @@ def migrate(database: TestDatabase, *args: str) -> subprocess.CompletedProcess:
 
 
 def env_for(database: TestDatabase) -> dict[str, str]:
-    import os
     return {**os.environ, "DATABASE_URL": database.url}
 
 
@@ -165,7 +165,6 @@ def test_a_failing_read_file_rolls_back_the_pending_migrations_with_it(empty_db,
 
 
 def test_missing_or_unreachable_database_is_one_line(tmp_path):
-    import os
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     missing = run_cli(env=env)
     assert missing.returncode == 1
@@ -326,6 +325,13 @@ def test_a_removed_read_file_warns_and_leaves_its_object(empty_db, migrations_co
     assert deploy.stdout.count("Applying the read layer") == 1
     assert migrate(empty_db, "--dir", str(migrations_copy)).stdout.startswith("Nothing to apply")
 
+    # As the warning says: a versioned migration drops it.
+    (migrations_copy / "20_drop_fn_crq_backlog.sql").write_text(
+        "DROP FUNCTION reporting.fn_crq_backlog(date, date, text);")
+    migrate(empty_db, "--dir", str(migrations_copy))
+    assert empty_db.scalar("SELECT to_regprocedure('reporting.fn_crq_backlog(date, date, text)') IS NULL")
+    assert "read layer: current" in run_cli("--status", "--dir", str(migrations_copy), env=env_for(empty_db)).stdout
+
 
 def test_a_renumbered_read_file_is_not_a_removal(empty_db, migrations_copy):
     migrate(empty_db, "--dir", str(migrations_copy))
@@ -338,7 +344,7 @@ def test_a_renumbered_read_file_is_not_a_removal(empty_db, migrations_copy):
     assert "new: 59_reporting.fn_crq_backlog.sql" in deploy.stdout
 
 
-def test_a_deploy_waits_a_bounded_time_behind_a_query_holding_a_view(empty_db, migrations_copy, monkeypatch):
+def test_a_deploy_waits_a_bounded_time_behind_a_query_holding_a_view(empty_db, migrations_copy):
     migrate(empty_db, "--dir", str(migrations_copy))
     view = migrations_copy / "read" / "13_tickets.inc_open_sla.sql"
     view.write_text(view.read_text() + "COMMENT ON VIEW tickets.inc_open_sla IS 'changed';\n")

@@ -44,8 +44,8 @@ WHERE c.relnamespace = 'tickets'::regnamespace AND c.relkind = 'v'
 """
 SHADOWABLE = """
 SELECT p.proname, p.prokind, a.aggkind, p.proargtypes::regtype[]::text[], p.prorettype::regtype::text,
-       p.proretset, t.typtype
-FROM pg_proc AS p JOIN pg_type AS t ON t.oid = p.prorettype
+       p.proretset, p.provariadic = '"any"'::regtype
+FROM pg_proc AS p
 LEFT JOIN pg_aggregate AS a ON a.aggfnoid = p.oid
 WHERE p.pronamespace IN ('pg_catalog'::regnamespace, 'public'::regnamespace) AND p.proname = ANY(%s)
 """
@@ -56,7 +56,8 @@ WHERE o.oprnamespace IN ('pg_catalog'::regnamespace, 'public'::regnamespace) AND
 """
 POLYMORPHIC = re.compile(r"^any")
 PSEUDO = {"internal", "cstring", "trigger", "void", "record", "language_handler", "event_trigger", "unknown",
-          "\"any\"", "anyelement"}
+          "\"any\""}
+"""Types no shadow can take or return (a record-returning polymorphic one returns its concrete type instead)."""
 
 
 def reachable_code(conn: psycopg.Connection) -> str:
@@ -78,10 +79,15 @@ def plant_shadows(conn: psycopg.Connection, code: str) -> list[str]:
     """Create in `public` a shadow of every function, aggregate and operator `code` names; returns their labels."""
     called = sorted({name.lower() for name in re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(", code)})
     planted: list[str] = []
-    for name, kind, aggkind, args, result, returns_set, result_kind in conn.execute(SHADOWABLE, (called,)).fetchall():
+    for name, kind, aggkind, args, result, returns_set, variadic_any in conn.execute(SHADOWABLE,
+                                                                                      (called,)).fetchall():
         if returns_set or kind not in ("f", "a") or (kind == "a" and (aggkind != "n" or len(args) != 1)):
             continue
-        for types, returns in _concrete(args, result, result_kind):
+        # VARIADIC "any" (jsonb_build_object, format): a fixed list of text arguments beats it, as a view's
+        # jsonb_build_object('key', t.text_column, …) would be bound to when the view is created.
+        signatures = ([(["text"] * arity, result) for arity in range(1, 41)] if variadic_any
+                      else _concrete(args, result))
+        for types, returns in signatures:
             label = f"{name}({', '.join(types)})"
             if kind == "a":
                 statements = [_raising_function(f"shadow_sfunc_{len(planted)}", [types[0], types[0]], types[0],
@@ -96,7 +102,7 @@ def plant_shadows(conn: psycopg.Connection, code: str) -> list[str]:
                       if re.search(rf"(?<![-+*/<>=~!@#%^&|`?]){re.escape(row[0])}(?![-+*/<>=~!@#%^&|`?])", code)})
     for symbol, left, right, result in conn.execute(OPERATORS, (symbols,)).fetchall():
         operands = [t for t in (left, right) if t != "-"]
-        for types, returns in _concrete(operands, result, "b"):
+        for types, returns in _concrete(operands, result):
             label = f"operator {symbol}({', '.join(types)})"
             function = f"shadow_operator_{len(planted)}"
             sides = (f"LEFTARG = {types[0]}, RIGHTARG = {types[1]}" if len(types) == 2 else f"RIGHTARG = {types[0]}")
@@ -106,18 +112,14 @@ def plant_shadows(conn: psycopg.Connection, code: str) -> list[str]:
     return planted
 
 
-def _concrete(args: list[str], result: str, result_kind: str) -> list[tuple[list[str], str]]:
+def _concrete(args: list[str], result: str) -> list[tuple[list[str], str]]:
     """The signatures a shadow takes: the same one, or, for a polymorphic one, each concrete type in its place."""
-    if any(arg in PSEUDO - {"anyelement"} for arg in args) or (result in PSEUDO - {"anyelement"} and
-                                                               result != "record"):
+    if any(arg in PSEUDO for arg in args) or result in PSEUDO - {"record"}:
         return []
     if not any(POLYMORPHIC.match(arg) for arg in args):
-        return [] if result_kind == "p" and not POLYMORPHIC.match(result) else [(args, result)]
-    variants = []
-    for concrete in CONCRETE:
-        types = [concrete if POLYMORPHIC.match(arg) else arg for arg in args]
-        variants.append((types, concrete if POLYMORPHIC.match(result) or result_kind == "p" else result))
-    return variants
+        return [] if result == "record" else [(args, result)]
+    return [([concrete if POLYMORPHIC.match(arg) else arg for arg in args],
+             concrete if POLYMORPHIC.match(result) or result == "record" else result) for concrete in CONCRETE]
 
 
 def _raising_function(name: str, types: list[str], returns: str, label: str) -> str:
@@ -176,6 +178,23 @@ def stable(payload: dict) -> dict:
     return payload
 
 
+def test_nothing_planted_before_a_deploy_is_bound_into_the_views_it_recreates(loaded, roles):
+    """Views bind the functions they call when created, and every deploy that touches the read layer recreates
+    them: a shadow planted before it must not become part of a view an owner-rights function reads."""
+    with loaded.connect() as conn:
+        conn.execute(PINNED_NOW)
+        honest = {name: stable(conn.execute(query).fetchone()[0]) for name, query in CALLS.items()}
+        planted = plant_shadows(conn, reachable_code(conn))
+        conn.execute("DELETE FROM tickets.schema_read_layer")  # as after any change to a read file
+
+    assert "jsonb_build_object(" + ", ".join(["text"] * 22) + ")" in planted
+    assert schema.main([]) == 0
+    with psycopg.connect(roles["reader"], autocommit=True) as reader:
+        reader.execute(PINNED_NOW)
+        for name, query in CALLS.items():
+            assert stable(reader.execute(query).fetchone()[0]) == honest[name], name
+
+
 def test_every_owner_rights_function_pins_its_world_and_is_not_public(db):
     definers = db.query("""
         SELECT p.oid::regprocedure::text, p.proconfig, has_function_privilege('public', p.oid, 'EXECUTE')
@@ -207,6 +226,10 @@ def test_roles_revokes_create_on_public_and_warns_of_who_else_may_write_it(db, c
         out = capsys.readouterr().out
         assert db.scalar("SELECT has_schema_privilege('public', 'public', 'CREATE')") is False
         assert "warning: schema public is writable by ft_other_app" in out
+        # As the warning says: revoke it, and --roles no longer warns.
+        db.execute("REVOKE CREATE ON SCHEMA public FROM ft_other_app")
+        assert schema.main(["--roles"]) == 0
+        assert "warning" not in capsys.readouterr().out
     finally:
         with db.connect() as conn:
             conn.execute("REVOKE ALL ON SCHEMA public FROM ft_other_app")
