@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from fleettickets import clock, settings
+from fleettickets import clock, outward
 from fleettickets.errors import FleetError
 from fleettickets.settings import BucketSettings
 
@@ -77,7 +77,7 @@ class Bucket:
         from botocore.config import Config
 
         self.name = config.name
-        self.endpoint = settings.redact(config.endpoint)
+        self.endpoint = outward.line(config.endpoint)
         self.object_timeout_s = config.object_timeout_s
         self.client: Any = boto3.client(
             "s3", endpoint_url=config.endpoint, region_name=config.region, aws_access_key_id=config.access_key,

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from fleettickets import clock, settings
+from fleettickets import clock, outward, settings
 from fleettickets.errors import ConfigError, DatabaseUnavailable, RunAborted
 from fleettickets.settings import RunLimits
 
@@ -34,7 +34,7 @@ WHAT_STAYS = "every file committed before stays applied, the rest is applied nex
 
 def describe_error(error: BaseException) -> str:
     """psycopg's message on one line, without the connection string or any other secret."""
-    return settings.redact(" ".join(str(error).split()))
+    return outward.line(" ".join(str(error).split()))
 
 
 # lock_not_available and query_canceled: what lock_timeout and statement_timeout raise.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from fleettickets import settings
+from fleettickets import outward, settings
 from fleettickets.database import describe_error
 from fleettickets.errors import FleetError
 from fleettickets.log import Log
@@ -80,4 +80,4 @@ def _last_resort(log: Log, error: Exception) -> None:
     log.error(f"unexpected {type(error).__name__}: {' '.join(str(error).split())} (this is a bug: please report "
               "it with the lines above; FLEETTICKETS_DEBUG=1 adds a traceback)")
     if settings.debug():
-        print(settings.redact("".join(traceback.format_exception(error))), file=sys.stderr, end="")
+        print(outward.block("".join(traceback.format_exception(error))), file=sys.stderr, end="")

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import psycopg
 
-from fleettickets import database, settings
+from fleettickets import database, outward
 from fleettickets.changefile import FileCounts, Source
 from fleettickets.dataset import Dataset
 from fleettickets.errors import FleetError
@@ -85,7 +85,7 @@ def record_file(cur: psycopg.Cursor, dataset: Dataset, source: Source, status: s
     """One file version in the ledger; `tickets` only when the file was applied alone (a batch of one)."""
     cur.execute(RECORD_FILE, {
         "dataset": dataset.name, "key": source.key, "etag": source.etag, "size": source.size, "status": status,
-        "error": settings.redact(error) if error else None, "batch_id": batch_id,
+        "error": outward.line(error) if error else None, "batch_id": batch_id,
         **{name: getattr(counts, name) for name in FileCounts.__dataclass_fields__},
         **{name: getattr(tickets, name) if tickets else None for name in ("duplicates", "inserted", "updated",
                                                                            "stale")},
@@ -157,7 +157,7 @@ def _write_run_log(conn: psycopg.Connection, dataset: Dataset, run_id: int, repo
             "files_archived": report.files_archived, "files_rejected": report.files_rejected,
             "batches": report.batches, "inserted": tickets.inserted, "updated": tickets.updated,
             "stale": tickets.stale,
-            "rows_rejected": rows.rows_rejected, "error": settings.redact("; ".join(report.errors)) or None,
+            "rows_rejected": rows.rows_rejected, "error": outward.line("; ".join(report.errors)) or None,
             "run_id": run_id})
         conn.execute(STAMP_RUN_OUTCOME, {"stamp": "last_success_at" if report.ok else "last_failure_at",
                                          "dataset": dataset.name})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from fleettickets import settings
+from fleettickets import outward
 
 
 class Log:
@@ -18,13 +18,13 @@ class Log:
         self.name = name
 
     def info(self, message: str) -> None:
-        print(f"{self.name}: {settings.redact(message)}", flush=True)
+        print(f"{self.name}: {outward.line(message)}", flush=True)
 
     def warn(self, message: str) -> None:
-        print(f"{self.name}: warning: {settings.redact(message)}", file=sys.stderr, flush=True)
+        print(f"{self.name}: warning: {outward.line(message)}", file=sys.stderr, flush=True)
 
     def error(self, message: str) -> None:
-        print(f"{self.name}: error: {settings.redact(message)}", file=sys.stderr, flush=True)
+        print(f"{self.name}: error: {outward.line(message)}", file=sys.stderr, flush=True)
 
     def progress(self, message: str) -> None:
         """A line that the next one overwrites, for a terminal."""

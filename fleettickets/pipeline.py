@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from fleettickets import clock, database, ledger, load, locks, settings
+from fleettickets import clock, database, ledger, load, locks, outward
 from fleettickets.bucket import Bucket, ObjectChanged, StorageError, StorageUnavailable, TransferError, TransferTooSlow
 from fleettickets.changefile import FileCounts, RejectedFile, Source
 from fleettickets.database import WHAT_STAYS, describe_error, lost_connection_ends_run, out_of_time, refused_by_data
@@ -307,7 +307,7 @@ class IngestRun:
         destination = self.dataset.rejected_prefix + source.archived_name
         try:
             self.bucket.copy(source.key, source.etag, destination)
-            self.bucket.put_text(destination + ".error.txt", settings.redact(f"{source.key}\n{reason}\n"))
+            self.bucket.put_text(destination + ".error.txt", f"{outward.line(source.key)}\n{outward.line(reason)}\n")
             self.bucket.delete(source.key, source.etag)
         except ObjectChanged:
             self.rewritten_meanwhile(source)

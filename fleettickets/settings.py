@@ -3,7 +3,7 @@
 `VARIABLES` is the registry (the README's configuration table and
 `.env.example` are tested against it); each concern reads its variables into a
 frozen settings object with `from_env()`. `redact()` knows every secret the
-registry marks and is applied to every line that leaves the process.
+registry marks; `outward` hides them in every line that leaves the process.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import contextlib
 import math
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -205,8 +204,12 @@ class RunLimits:
 
 
 def database_url() -> str:
-    """DATABASE_URL, checked to parse: a malformed one is named without echoing any of it."""
+    """DATABASE_URL, checked to parse as the user meant: a malformed one is named without echoing any of it."""
     value = required("DATABASE_URL")
+    if _ambiguous_at(value):
+        raise ConfigError("DATABASE_URL has an '@' that is not the one before the host: libpq would take part of "
+                          "the password for the host name. Write each @ in the user name or password as %40 "
+                          "(and each / as %2F)")
     try:
         conninfo_to_dict(value)
     except Exception:
@@ -216,38 +219,56 @@ def database_url() -> str:
     return value
 
 
+def _ambiguous_at(value: str) -> bool:
+    """Whether a postgresql:// URL holds an '@' besides the single one that ends its user and password.
+
+    libpq ends the userinfo at the first '@' before any '/': a second raw '@' (from the password) lands in the
+    host name, and a raw '/' in the password hides the '@' altogether; either way a piece of the password would
+    be printed as a host, a port or a database. The query string (`?sslmode=…`) may hold what it likes.
+    """
+    if not value.startswith(("postgresql://", "postgres://")):
+        return False
+    before_query = value.split("://", 1)[1].split("?", 1)[0]
+    authority = before_query.split("/", 1)[0]
+    return before_query.count("@") > (1 if "@" in authority else 0)
+
+
 def debug() -> bool:
     return _raw("FLEETTICKETS_DEBUG") == "1"
 
 
 # -- secrets ---------------------------------------------------------------------------------------------------
 
-# user:password@ in a URL, found without parsing it: a URL that does not parse
-# may still be printed by whoever fails to parse it.
-USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@")
 URLS_WITH_CREDENTIALS = ("DATABASE_URL", "RUSTFS_ENDPOINT", "GEOCODER_URL")
+SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def secrets() -> list[str]:
-    """Every secret value this process could know about, longest first."""
+    """Every secret value this process could know about, longest first (`outward` hides them in every output)."""
     values = [_raw(variable.name) for variable in VARIABLES if variable.secret]
     for name in URLS_WITH_CREDENTIALS:
-        match = USERINFO.match(_raw(name))
-        if match:
-            password = match[1].partition(":")[2]
-            values += [match[1], password, unquote(password)]
+        values += _userinfo_readings(_raw(name))
     database = _raw("DATABASE_URL")
     if database:
-        with contextlib.suppress(Exception):  # an unparseable URL is still redacted whole, and its userinfo
+        with contextlib.suppress(Exception):  # an unparseable URL is still hidden whole, and its userinfo
             values.append(str(conninfo_to_dict(database).get("password") or ""))
     return sorted({value for value in values if len(value) >= 3}, key=len, reverse=True)
 
 
-def redact(message: str, known: Iterable[str] | None = None) -> str:
-    """Replace every secret value in `message` with '***'."""
-    for secret in secrets() if known is None else known:
-        message = message.replace(secret, "***")
-    return message
+def _userinfo_readings(value: str) -> list[str]:
+    """user:password as every parser in the process might cut it, found without parsing the URL: libpq ends
+    the userinfo at the first '@' before any '/', urllib (httpx, botocore) at the last '@' before any '/?#'."""
+    scheme = SCHEME.match(value)
+    if not scheme:
+        return []
+    rest = value[scheme.end():]
+    readings = []
+    for authority in (re.split(r"[/?#]", rest, maxsplit=1)[0], rest.split("/", 1)[0]):
+        for userinfo in (authority.partition("@")[0], authority.rpartition("@")[0]):
+            if userinfo and "@" in authority:
+                password = userinfo.partition(":")[2]
+                readings += [userinfo, password, unquote(password)]
+    return readings
 
 
 def configuration_table() -> str:

@@ -7,7 +7,7 @@ import datetime as dt
 import psycopg
 from psycopg import sql
 
-from fleettickets import database, settings
+from fleettickets import database, outward
 from fleettickets.dataset import STAMP_FORMAT, Dataset
 
 OPERATORS_READ_EAT = "SET TIME ZONE 'Africa/Nairobi'"
@@ -49,31 +49,36 @@ def print_status(dataset: Dataset) -> int:
         rejected_files, pending_archive, rejected_rows = _one(conn, FILE_COUNTS, {"dataset": dataset.name})
         runs = conn.execute(LAST_RUNS, (dataset.name,)).fetchall()
 
-    print(f"{dataset.name}: {dataset.table}")
-    print(f"  watermark        {watermark or '(none: nothing applied from the bucket yet)'}")
+    show(f"{dataset.name}: {dataset.table}")
+    show(f"  watermark        {watermark or '(none: nothing applied from the bucket yet)'}")
     if newest:
         key, applied_at, since_applied, now = newest
         stamp = dataset.key_pattern.fullmatch(key)
         if stamp:
             exported = dt.datetime.strptime(stamp["stamp"], STAMP_FORMAT).replace(tzinfo=now.tzinfo)
-            print(f"  newest applied   {key}: exported {exported:%Y-%m-%d %H:%M} EAT ({age(now - exported)} ago), "
+            show(f"  newest applied   {key}: exported {exported:%Y-%m-%d %H:%M} EAT ({age(now - exported)} ago), "
                   f"applied {applied_at:%Y-%m-%d %H:%M} EAT ({age(since_applied)} ago)")
-    print(f"  last success     {f'{last_success:%Y-%m-%d %H:%M} EAT' if last_success else 'never'}"
+    show(f"  last success     {f'{last_success:%Y-%m-%d %H:%M} EAT' if last_success else 'never'}"
           + (f" (last failure {last_failure:%Y-%m-%d %H:%M} EAT)" if last_failure else ""))
-    print(f"  tickets          {tickets} ({open_tickets} open, {placed} with a point)")
-    print(f"  files            {rejected_files} rejected, {pending_archive} applied but not yet archived; "
+    show(f"  tickets          {tickets} ({open_tickets} open, {placed} with a point)")
+    show(f"  files            {rejected_files} rejected, {pending_archive} applied but not yet archived; "
           f"{rejected_rows} rejected rows kept")
-    print("  last runs")
+    show("  last runs")
     for started, took, state, applied, batches, rejected, inserted, updated, error in runs:
         shown = state if state != "running" or took else "running (or died)"
         took_s = f"{took.total_seconds():.1f} s" if took else "-"
-        print(f"    {started:%Y-%m-%d %H:%M} EAT {shown:8} {took_s:>8}  {applied} files in {batches} "
+        show(f"    {started:%Y-%m-%d %H:%M} EAT {shown:8} {took_s:>8}  {applied} files in {batches} "
               f"batch{'' if batches == 1 else 'es'}, "
               f"{rejected} rejected, "
-              f"{inserted} new, {updated} updated{'  ' + settings.redact(error) if error else ''}")
+              f"{inserted} new, {updated} updated{'  ' + error if error else ''}")
     if not runs:
-        print("    (none)")
+        show("    (none)")
     return 0
+
+
+def show(text: str) -> None:
+    """One line of --status: keys and errors come from outside, so it is escaped and redacted like a log line."""
+    print(outward.line(text))
 
 
 def _one(conn: psycopg.Connection, query: str | sql.Composed, params: tuple | dict = ()) -> tuple:
@@ -144,7 +149,7 @@ def check_health(dataset: Dataset, *, max_run_age_min: float, max_file_age_min: 
         return False, "the database has no record of this dataset (run the migrations: python run_migrations.py)"
     now, last_success, newest_key, unarchived = health
     if last_run and last_run[0] == "failed":
-        problems.append(f"the last run failed: {settings.redact(last_run[3] or 'see --status')}")
+        problems.append(f"the last run failed: {last_run[3] or 'see --status'}")
     if last_success is None:
         problems.append("no run has ever succeeded")
     elif export_hours_between(last_success, now) > dt.timedelta(minutes=max_run_age_min):

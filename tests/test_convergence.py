@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import devstack
 from support.oracle import reference_state
-from support.stack import table_state
+from support.stack import reset_stack, table_state
 from support.streamdata import changes, csv_text, ticket_fields
 
 TICKETS = [f"INC00000000000{n}" for n in range(5)]
@@ -25,17 +23,10 @@ files = st.lists(st.lists(rows, min_size=0, max_size=6), min_size=2, max_size=5)
 afterwards = st.sampled_from(["run", "run", "wait", "replay", "reseed"])
 
 
-def reset(db, bucket, s3_server) -> None:
-    db.execute("""TRUNCATE tickets.inc, tickets.ingest_files, tickets.ingest_runs, tickets.rejected_rows;
-                  UPDATE tickets.import_meta SET metadata = '{}'""")
-    httpx.post(f"{s3_server}/moto-api/reset").raise_for_status()
-    bucket.client.create_bucket(Bucket=devstack.BUCKET)
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_interleaving_converges_to_the_reference_state(db, bucket, s3_server, run_import, monkeypatch, data):
-    reset(db, bucket, s3_server)
+    reset_stack(db, bucket, s3_server)
     # Waiting files are applied in batches of this many (1: each alone), a ticket written once per batch.
     monkeypatch.setenv("FLEETTICKETS_BATCH_FILES", str(data.draw(st.integers(min_value=1, max_value=5),
                                                                   label="batch size")))

@@ -265,7 +265,7 @@ def test_no_secret_reaches_any_output_of_any_failing_path(db, bucket, run_import
     assert_no_secret(*outputs, *(str(row) for row in db.query("SELECT * FROM tickets.ingest_runs")),
                      *(str(row) for row in db.query("SELECT * FROM tickets.ingest_files")),
                      *(bucket.get(key).decode() for key in error_files))
-    assert "DATABASE_URL is not a valid connection string" in outputs[2]
+    assert "DATABASE_URL has an '@' that is not the one before the host" in outputs[2]
     assert "unexpected RuntimeError: *** (this is a bug" in outputs[-2] and "Traceback" not in outputs[-2]
     assert "Traceback" in outputs[-1]
 

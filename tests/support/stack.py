@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psycopg
 from psycopg import sql
 
@@ -95,3 +96,12 @@ class Outcome:
 
 def table_state(db: TestDatabase, table: str) -> dict[str, dict]:
     return dict(db.query(f"SELECT ticket_id, raw FROM tickets.{table}"))
+
+
+def reset_stack(db: TestDatabase, bucket: TestBucket, s3_server: str) -> None:
+    """Between a property test's examples: no ticket, file, run or place recorded, and an empty bucket."""
+    db.execute("""TRUNCATE tickets.inc, tickets.crq, tickets.ingest_files, tickets.ingest_runs, tickets.rejected_rows,
+                         tickets.geo_clusters, tickets.geo_locations;
+                  UPDATE tickets.import_meta SET metadata = '{}'""")
+    httpx.post(f"{s3_server}/moto-api/reset").raise_for_status()
+    bucket.client.create_bucket(Bucket=bucket.name)
