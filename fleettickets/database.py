@@ -75,7 +75,7 @@ def connect(url: str | None = None, *, attempts: int | None = None,
             clock.sleep(2 ** (attempt - 1))
         except psycopg.ProgrammingError:
             # psycopg quotes the offending part of the string, which may be part of the password.
-            raise ConfigError("DATABASE_URL is not a valid connection string: check its form and "
+            raise ConfigError("the database URL is not a valid connection string: check its form and "
                               "percent-encoding") from None
     raise AssertionError("unreachable")
 

@@ -132,6 +132,17 @@ WHERE has_schema_privilege(r.oid, 'public', 'CREATE') AND NOT r.rolsuper AND r.r
   AND r.rolname NOT IN ('fleettickets_owner', 'fleettickets_ingest', 'fleettickets_reader')
 ORDER BY 1
 """
+# A statement_timeout set on a function does not bound a call of it (the timer is armed once per top-level
+# statement) and a group role's settings are not inherited: the map's bound belongs on each login that calls.
+UNBOUNDED_READERS = """
+SELECT r.rolname FROM pg_roles AS r
+WHERE r.rolcanlogin AND pg_has_role(r.oid, 'fleettickets_reader', 'MEMBER') AND NOT r.rolsuper
+  AND NOT EXISTS (SELECT FROM pg_db_role_setting AS s, unnest(s.setconfig) AS setting
+                  WHERE s.setrole = r.oid AND s.setdatabase IN (0, (SELECT oid FROM pg_database
+                                                                    WHERE datname = current_database()))
+                    AND setting LIKE 'statement_timeout=%' AND setting NOT IN ('statement_timeout=0'))
+ORDER BY 1
+"""
 TRACKED = """
 SELECT to_regclass('tickets.schema_migrations') IS NOT NULL, to_regclass('tickets.schema_read_layer') IS NOT NULL
 """
@@ -276,9 +287,10 @@ def _become_owner(conn: psycopg.Connection) -> None:
     try:
         conn.execute(AS_OWNER)
     except psycopg.errors.InsufficientPrivilege:
-        raise MigrationError("the schemas belong to fleettickets_owner: run the migrations as a member of it "
-                             "(CREATE ROLE … LOGIN IN ROLE fleettickets_owner; see docs/deployment-and-operations.md)"
-                             ) from None
+        login = conn.info.user
+        raise MigrationError(f"the schemas belong to fleettickets_owner and {login!r} is not a member of it: set "
+                             "MIGRATION_DATABASE_URL to a login IN ROLE fleettickets_owner (keep the app's "
+                             "DATABASE_URL an ingest login; see docs/deployment-and-operations.md)") from None
 
 
 def apply_roles(conn: psycopg.Connection, say: Callable[[str], None] = print) -> None:
@@ -297,6 +309,10 @@ def apply_roles(conn: psycopg.Connection, say: Callable[[str], None] = print) ->
         say(f"warning: schema public is writable by {', '.join(writers)}: a function planted there runs for any code "
             "that searches public. The reporting functions search only pg_catalog; other apps' code may not: "
             "REVOKE CREATE ON SCHEMA public FROM each of them unless it must create there.")
+    for login in (name for (name,) in conn.execute(UNBOUNDED_READERS).fetchall()):
+        say(f"warning: {login} calls the reporting functions with no time limit of its own: "
+            f"ALTER ROLE {login} SET statement_timeout = '30s' (a limit on a function or a group role does not "
+            "bound a call)")
 
 
 def print_status(conn: psycopg.Connection, tree: Tree) -> None:
@@ -332,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         tree = discover(args.dir)
-        with database.connect() as conn:
+        with database.connect(settings.migration_database_url()) as conn:
             if args.status:
                 print_status(conn, tree)
             elif args.roles:

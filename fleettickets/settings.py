@@ -39,6 +39,10 @@ class Variable:
 VARIABLES = (
     Variable("DATABASE_URL", "PostgreSQL URL, e.g. `postgresql://fleettickets@db:5432/tracksolid_db`", "yes",
              example="postgresql://fleettickets@db:5432/tracksolid_db", secret=True),
+    Variable("MIGRATION_DATABASE_URL", "PostgreSQL URL that `run_migrations.py` connects with: once `--roles` has "
+             "run, a login in `fleettickets_owner` (the app's `DATABASE_URL` is then an ingest login); unset, "
+             "`DATABASE_URL`", "after `--roles`", example="postgresql://fleettickets_migrate@db:5432/tracksolid_db",
+             secret=True, in_env_example=False),
     Variable("RUSTFS_ENDPOINT", "S3 endpoint URL (path-style addressing)", "with `--from-bucket`",
              example="https://s3.example.com"),
     Variable("RUSTFS_ACCESS_KEY", "S3 access key id", "with `--from-bucket`", secret=True),
@@ -203,17 +207,18 @@ class RunLimits:
                    lock_timeout_s=number("FLEETTICKETS_LOCK_TIMEOUT", float))
 
 
-def database_url() -> str:
-    """DATABASE_URL, checked to parse as the user meant: a malformed one is named without echoing any of it."""
-    value = required("DATABASE_URL")
+def database_url(name: str = "DATABASE_URL") -> str:
+    """DATABASE_URL (or MIGRATION_DATABASE_URL), checked to parse as the user meant: a malformed one is named
+    without echoing any of it."""
+    value = required(name)
     if _ambiguous_at(value):
-        raise ConfigError("DATABASE_URL has an '@' that is not the one before the host: libpq would take part of "
+        raise ConfigError(f"{name} has an '@' that is not the one before the host: libpq would take part of "
                           "the password for the host name. Write each @ in the user name or password as %40 "
                           "(and each / as %2F)")
     try:
         conninfo_to_dict(value)
     except Exception:
-        raise ConfigError("DATABASE_URL is not a valid connection string: check its form "
+        raise ConfigError(f"{name} is not a valid connection string: check its form "
                           "(postgresql://user:password@host:5432/dbname) and percent-encoding (a % in the password "
                           "is written %25, an @ %40, a / %2F)") from None
     return value
@@ -233,13 +238,19 @@ def _ambiguous_at(value: str) -> bool:
     return before_query.count("@") > (1 if "@" in authority else 0)
 
 
+def migration_database_url() -> str:
+    """The URL the migration runner connects with: MIGRATION_DATABASE_URL when set, else DATABASE_URL."""
+    return database_url("MIGRATION_DATABASE_URL" if _raw("MIGRATION_DATABASE_URL") else "DATABASE_URL")
+
+
 def debug() -> bool:
     return _raw("FLEETTICKETS_DEBUG") == "1"
 
 
 # -- secrets ---------------------------------------------------------------------------------------------------
 
-URLS_WITH_CREDENTIALS = ("DATABASE_URL", "RUSTFS_ENDPOINT", "GEOCODER_URL")
+DATABASE_URLS = ("DATABASE_URL", "MIGRATION_DATABASE_URL")
+URLS_WITH_CREDENTIALS = (*DATABASE_URLS, "RUSTFS_ENDPOINT", "GEOCODER_URL")
 SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -248,8 +259,7 @@ def secrets() -> list[str]:
     values = [_raw(variable.name) for variable in VARIABLES if variable.secret]
     for name in URLS_WITH_CREDENTIALS:
         values += _userinfo_readings(_raw(name))
-    database = _raw("DATABASE_URL")
-    if database:
+    for database in filter(None, map(_raw, DATABASE_URLS)):
         with contextlib.suppress(Exception):  # an unparseable URL is still hidden whole, and its userinfo
             values.append(str(conninfo_to_dict(database).get("password") or ""))
     return sorted({value for value in values if len(value) >= 3}, key=len, reverse=True)

@@ -133,7 +133,7 @@ def roles(db: TestDatabase) -> Iterator[dict[str, str]]:
     """--roles applied to the test database, and one login role per group (dropped afterwards)."""
     schema.main(["--roles"])
     suffix = f"{os.getpid()}_{next(_role_numbers)}"
-    logins = {group: f"ft_{group}_{suffix}" for group in ("ingest", "reader", "nobody")}
+    logins = {group: f"ft_{group}_{suffix}" for group in ("owner", "ingest", "reader", "nobody")}
     with db.connect() as conn:
         for group, login in logins.items():
             member = sql.SQL("") if group == "nobody" else sql.SQL("IN ROLE {}").format(

@@ -168,6 +168,30 @@ def test_a_table_a_later_migration_adds_is_owned_and_only_readable_until_the_gra
             conn.execute("INSERT INTO tickets.added_later VALUES (1)")
 
 
+def test_migrations_run_with_their_own_credential_while_the_app_keeps_an_ingest_login(
+        db, roles, run_import, monkeypatch, migrations_dir_with_a_new_table):
+    monkeypatch.setenv("DATABASE_URL", roles["ingest"])
+    monkeypatch.setenv("MIGRATION_DATABASE_URL", roles["owner"])
+
+    assert schema.main(["--dir", str(migrations_dir_with_a_new_table)]) == 0
+
+    assert db.scalar("SELECT tableowner FROM pg_tables WHERE tablename = 'added_later'") == "fleettickets_owner"
+    assert run_import("inc", "--status").code == 0
+
+
+def test_migrations_as_the_app_login_say_which_credential_to_set_not_to_promote_the_app(
+        db, roles, monkeypatch, capsys, migrations_dir_with_a_new_table):
+    monkeypatch.setenv("DATABASE_URL", roles["ingest"])
+    ingest_login = psycopg.conninfo.conninfo_to_dict(roles["ingest"])["user"]
+
+    assert schema.main(["--dir", str(migrations_dir_with_a_new_table)]) == 1
+
+    err = capsys.readouterr().err
+    assert f"{ingest_login!r} is not a member of it: set MIGRATION_DATABASE_URL" in err
+    assert "keep the app's DATABASE_URL an ingest login" in err
+    assert db.scalar("SELECT to_regclass('tickets.added_later')") is None
+
+
 @pytest.fixture
 def migrations_dir_with_a_new_table(tmp_path):
     folder = tmp_path / "migrations"

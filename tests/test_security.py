@@ -234,3 +234,19 @@ def test_roles_revokes_create_on_public_and_warns_of_who_else_may_write_it(db, c
         with db.connect() as conn:
             conn.execute("REVOKE ALL ON SCHEMA public FROM ft_other_app")
             conn.execute("DROP ROLE ft_other_app")
+
+
+def test_roles_warns_of_a_map_login_without_a_time_limit_until_the_advice_is_followed(db, roles, capsys):
+    reader = psycopg.conninfo.conninfo_to_dict(roles["reader"])["user"]
+    capsys.readouterr()
+
+    assert schema.main(["--roles"]) == 0
+    advice = f"ALTER ROLE {reader} SET statement_timeout = '30s'"
+    assert f"warning: {reader} calls the reporting functions with no time limit of its own: {advice}" in \
+        capsys.readouterr().out
+
+    db.execute(advice)
+    assert schema.main(["--roles"]) == 0
+    assert reader not in capsys.readouterr().out
+    with psycopg.connect(roles["reader"], autocommit=True) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "30s"
