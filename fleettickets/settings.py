@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -80,6 +81,9 @@ VARIABLES = (
     Variable("FLEETTICKETS_MIGRATION_OBJECT_LOCK_WAIT", "seconds a deploy waits for a table, view or function that a "
              "running query holds (new queries of it queue behind the deploy meanwhile) before it rolls back",
              default="10", in_env_example=False),
+    Variable("FLEETTICKETS_LOCK_DIR", "`run_ingest.sh` only: the directory of its lock, owned by the user running it "
+             "and writable by nobody else; unset, `$XDG_RUNTIME_DIR/fleettickets`, else `~/.cache/fleettickets`",
+             in_env_example=False),
     Variable("FLEETTICKETS_DEBUG", "`1` adds a (redacted) traceback to an unexpected error", in_env_example=False),
     Variable("FLEETTICKETS_FAULT", "crash-test hook: names a step at which the process kills itself (tests only)",
              "never in production", in_env_example=False),
@@ -293,4 +297,7 @@ def configuration_table() -> str:
 
 
 if __name__ == "__main__":
-    print(configuration_table(), end="")
+    if sys.argv[1:] == ["--names"]:  # what run_ingest.sh lets its env file set
+        print(" ".join(BY_NAME))
+    else:
+        print(configuration_table(), end="")
