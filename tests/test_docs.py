@@ -94,3 +94,21 @@ def test_every_bad_input_case_is_in_the_catalogue():
 
     catalogue = (ROOT / "docs" / "implementation.md").read_text()
     assert not [case.id for case in CASES if f"`{case.id}`" not in catalogue]
+
+
+def test_every_test_a_doc_cites_as_proof_exists():
+    """`test_x.py::test_name`, and `::test_other` after it on the same line (same file), must name a real test."""
+    cited = set()
+    for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for line in doc.read_text(encoding="utf-8").splitlines():
+            file = None
+            for named_file, name in re.findall(r"`(test_\w+\.py)?(?:::(\w+))?`", line):
+                file = named_file or file
+                if file:
+                    cited.add((doc.name, file, name))
+    assert len(cited) > 10
+    for doc, file, name in sorted(cited):
+        path = ROOT / "tests" / file
+        assert path.exists(), f"{doc} cites {file}, which does not exist"
+        if name:
+            assert re.search(rf"^def {name}\(", path.read_text(encoding="utf-8"), re.M), f"{doc} cites {file}::{name}"
