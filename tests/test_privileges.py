@@ -145,18 +145,6 @@ def test_the_reader_calls_every_reporting_function_and_sees_no_table(db, roles, 
         conn.execute(calls["fn_inc_dashboard"])
 
 
-def test_every_reporting_function_runs_as_its_owner_with_a_pinned_search_path(db):
-    functions = db.query("""
-        SELECT p.proname, p.prosecdef, p.proconfig FROM pg_proc AS p
-        WHERE p.pronamespace = 'reporting'::regnamespace""")
-    assert functions
-    for name, definer, config in functions:
-        assert definer, f"reporting.{name} is not SECURITY DEFINER"
-        assert "search_path=pg_catalog, pg_temp" in (config or []), (name, config)
-    assert db.scalar("SELECT has_function_privilege('public', 'reporting.fn_inc_dashboard(text, text, text, "
-                     "timestamptz, timestamptz)', 'EXECUTE')") is False
-
-
 def test_a_table_a_later_migration_adds_is_owned_and_only_readable_until_the_grants_name_it(
         db, roles, migrations_dir_with_a_new_table):
     assert schema.main(["--dir", str(migrations_dir_with_a_new_table)]) == 0
