@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ class StoredObject:
     key: str
     etag: str
     size: int
+    modified: dt.datetime
+    """When the object was last written, as the server says (timezone-aware)."""
 
 
 # 412 on GET/COPY/DELETE; HEAD has no body, so botocore names it by status.
@@ -113,7 +116,7 @@ class Bucket:
     def list(self, prefix: str) -> list[StoredObject]:
         with self._request(f"listing {prefix}"):
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix)
-            return [StoredObject(obj["Key"], obj["ETag"].strip('"'), obj["Size"])
+            return [StoredObject(obj["Key"], obj["ETag"].strip('"'), obj["Size"], obj["LastModified"])
                     for page in pages for obj in page.get("Contents", [])]
 
     def open(self, key: str, etag: str) -> _Body:

@@ -14,6 +14,7 @@ from pathlib import Path
 from fleettickets import edge, pipeline, status
 from fleettickets.bucket import Bucket
 from fleettickets.dataset import Dataset
+from fleettickets.errors import ConfigError
 from fleettickets.log import Log
 from fleettickets.settings import BucketSettings
 
@@ -47,7 +48,8 @@ def build_parser(dataset: Dataset, commands: Sequence[edge.Command] = ()) -> arg
                         help="print the watermark, newest file, last runs and row counts, then exit")
     parser.add_argument("--check", action="store_true",
                         help="health check: one line, exit 0 when healthy and 1 when not (last run failed, no recent "
-                             "success, the export stopped, files in rejected/ or left unarchived)")
+                             "success, the export stopped, files in rejected/ or left unarchived, objects left alone "
+                             "in changes/)")
     parser.add_argument("--max-run-age", type=_minutes, default=status.DEFAULT_MAX_RUN_AGE_MIN, metavar="MINUTES",
                         help="with --check: export-hours minutes without a successful run that count as unhealthy "
                              "(default %(default)g)")
@@ -79,7 +81,7 @@ def main(dataset: Dataset, argv: Sequence[str] | None = None, commands: Sequence
 
     def body() -> int:
         if args.status:
-            return status.print_status(dataset)
+            return status.print_status(dataset, _bucket_if_configured())
         if args.check:
             return check(dataset, log, args.max_run_age, args.max_file_age)
         if chosen:
@@ -90,10 +92,17 @@ def main(dataset: Dataset, argv: Sequence[str] | None = None, commands: Sequence
                     missing_table_hint=" (run the migrations: python run_migrations.py)")
 
 
+def _bucket_if_configured() -> Bucket | None:
+    """The bucket, for --status to list changes/; None when RUSTFS_* are not set (--status still reads the
+    database)."""
+    try:
+        return Bucket(BucketSettings.from_env())
+    except ConfigError:
+        return None
+
+
 def check(dataset: Dataset, log: Log, max_run_age_min: float, max_file_age_min: float) -> int:
-    bucket = Bucket(BucketSettings.from_env())
-    waiting = sum(1 for obj in bucket.list(dataset.rejected_prefix) if not obj.key.endswith(".error.txt"))
     healthy, line = status.check_health(dataset, max_run_age_min=max_run_age_min, max_file_age_min=max_file_age_min,
-                                        rejected_waiting=waiting)
+                                        bucket=Bucket(BucketSettings.from_env()))
     log.info(line)
     return edge.EXIT_OK if healthy else edge.EXIT_FAILED

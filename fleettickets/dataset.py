@@ -13,10 +13,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-# The export time in a change file's name. [0-9], not \d: \d also matches
-# other scripts' digits, and such a key would sort above every real one.
-STAMP_PATTERN = r"(?P<stamp>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}-[0-9]{2}-[0-9]{2})"
-STAMP_FORMAT = "%Y-%m-%dT%H-%M-%S"
+from fleettickets import sourcetime
 
 
 @dataclass(frozen=True)
@@ -52,7 +49,7 @@ class Dataset:
             changes_prefix=base + "changes/",
             processed_prefix=base + "processed/",
             rejected_prefix=base + "rejected/",
-            key_pattern=re.compile(re.escape(base + "changes/") + STAMP_PATTERN + r"\.csv"),
+            key_pattern=re.compile(re.escape(base + "changes/") + sourcetime.STAMP_PATTERN + r"\.csv"),
             post_apply=post_apply,
         )
 

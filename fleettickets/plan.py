@@ -1,13 +1,16 @@
 """What a run will do, decided before it touches anything: the change files to act on, in order, with an action each.
 
-From the bucket: list changes/, ignore (and say so) keys that are not change
-files, and ask the ledger about the rest: a version never seen is applied, one
-applied before is only archived, one rejected before is only moved to
-rejected/. From local files: every file is applied, in name order.
+From the bucket: list changes/, leave alone (and say so) keys that are not
+change files — a stamp naming no real time included — and hold those stamped
+too far ahead of now (sourcetime.FUTURE_TOLERANCE); ask the ledger about the
+rest: a version never seen is applied, one applied before is only archived,
+one rejected before is only moved to rejected/. From local files: every file
+is applied, in name order.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from fleettickets import ledger
+from fleettickets import ledger, sourcetime
 from fleettickets.bucket import Bucket
 from fleettickets.changefile import ByteStream, Source
 from fleettickets.database import lost_connection_ends_run
@@ -45,28 +48,43 @@ class Plan:
     steps: list[Step]
     keys_in_changes: frozenset[str]
     """Every key listed under changes/, change file or not: what the ledger can reconcile against."""
+    not_change_files: tuple[str, ...] = ()
+    """Keys under changes/ that are not change files: left where they are, reported."""
+    held: tuple[str, ...] = ()
+    """Change files stamped further ahead than FUTURE_TOLERANCE: left for a later run, reported."""
+
+
+NOW = "SELECT tickets.clock()"
 
 
 def bucket_plan(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket, log: Log, *, reseed: bool) -> Plan:
     """The files of changes/ to act on, oldest first; --reseed applies every one again."""
     listed = bucket.list(dataset.changes_prefix)
     fault("after_list")
-    stamped = []
+    with lost_connection_ends_run(conn, "reading the clock"):
+        now = _one(conn.execute(NOW).fetchone())
+    stamped, not_change_files, held = [], [], []
     for obj in listed:
-        match = dataset.key_pattern.fullmatch(obj.key)
-        if match:
-            stamped.append((match["stamp"], obj))
+        kind = sourcetime.classify(dataset.key_pattern, obj.key, now)
+        if kind is sourcetime.KeyKind.CHANGE_FILE:
+            stamped.append(obj)
+        elif kind is sourcetime.KeyKind.AHEAD:
+            held.append(obj.key)
+            log.warn(f"holding {obj.key!r}: stamped more than {_hours(sourcetime.FUTURE_TOLERANCE)} ahead of now "
+                     f"({now:%Y-%m-%d %H:%M} EAT); it is applied once its time comes, or deleted if the stamp is "
+                     "wrong")
         else:
-            log.warn(f"ignoring {obj.key!r}: not a change file name (expected "
-                     f"{dataset.changes_prefix}YYYY-MM-DDTHH-MM-SS.csv); left where it is")
-    stamped.sort(key=lambda pair: (pair[0], pair[1].key))
+            not_change_files.append(obj.key)
+            log.warn(f"ignoring {obj.key!r}: {kind.value} (expected {dataset.changes_prefix}YYYY-MM-DDTHH-MM-SS.csv, "
+                     "a real EAT time); left where it is")
+    stamped.sort(key=lambda obj: obj.key)
 
     with lost_connection_ends_run(conn, "reading the ledger"):
-        versions = ledger.versions_of(conn, dataset, (obj.key for _, obj in stamped))
+        versions = ledger.versions_of(conn, dataset, (obj.key for obj in stamped))
         watermark = ledger.watermark(conn, dataset)
 
     steps = []
-    for _stamp, obj in stamped:
+    for obj in stamped:
         seen = versions.get(obj.key, {})
         source = Source(obj.key, obj.etag, obj.size, _opener(bucket, obj.key, obj.etag),
                         rewritten=bool(set(seen) - {obj.etag}))
@@ -78,7 +96,17 @@ def bucket_plan(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket, log:
         elif not seen and watermark and obj.key <= watermark:
             log.warn(f"{obj.key} arrived late (at or below the watermark {watermark}): applying it")
         steps.append(Step(source, Action.APPLY))
-    return Plan(steps, frozenset(obj.key for obj in listed))
+    return Plan(steps, frozenset(obj.key for obj in listed), tuple(not_change_files), tuple(held))
+
+
+def _hours(delta: dt.timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:g} h"
+
+
+def _one(row: tuple | None) -> dt.datetime:
+    assert row is not None
+    return row[0]
 
 
 def local_plan(paths: Sequence[Path]) -> Plan:

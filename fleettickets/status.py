@@ -7,8 +7,10 @@ import datetime as dt
 import psycopg
 from psycopg import sql
 
-from fleettickets import database, outward
-from fleettickets.dataset import STAMP_FORMAT, Dataset
+from fleettickets import database, outward, sourcetime
+from fleettickets.bucket import Bucket, StorageError, StoredObject
+from fleettickets.dataset import Dataset
+from fleettickets.sourcetime import EAT, KeyKind, classify
 
 OPERATORS_READ_EAT = "SET TIME ZONE 'Africa/Nairobi'"
 
@@ -40,7 +42,9 @@ FROM tickets.ingest_runs WHERE dataset = %s ORDER BY run_id DESC LIMIT 5
 """
 
 
-def print_status(dataset: Dataset) -> int:
+def print_status(dataset: Dataset, bucket: Bucket | None) -> int:
+    """Everything --status prints; `bucket` is None when no bucket is configured (the changes/ lines are left
+    out)."""
     with database.connect() as conn:
         conn.execute(OPERATORS_READ_EAT)
         watermark, last_success, last_failure = conn.execute(META, (dataset.name,)).fetchone() or (None, None, None)
@@ -48,14 +52,14 @@ def print_status(dataset: Dataset) -> int:
         tickets, open_tickets, placed = _one(conn, sql.SQL(TICKET_COUNTS).format(table=dataset.table_identifier))
         rejected_files, pending_archive, rejected_rows = _one(conn, FILE_COUNTS, {"dataset": dataset.name})
         runs = conn.execute(LAST_RUNS, (dataset.name,)).fetchall()
+        (clock_now,) = _one(conn, "SELECT tickets.clock()")
 
     show(f"{dataset.name}: {dataset.table}")
     show(f"  watermark        {watermark or '(none: nothing applied from the bucket yet)'}")
     if newest:
         key, applied_at, since_applied, now = newest
-        stamp = dataset.key_pattern.fullmatch(key)
-        if stamp:
-            exported = dt.datetime.strptime(stamp["stamp"], STAMP_FORMAT).replace(tzinfo=now.tzinfo)
+        exported = sourcetime.export_time(key)
+        if exported:
             show(f"  newest applied   {key}: exported {exported:%Y-%m-%d %H:%M} EAT ({age(now - exported)} ago), "
                   f"applied {applied_at:%Y-%m-%d %H:%M} EAT ({age(since_applied)} ago)")
     show(f"  last success     {f'{last_success:%Y-%m-%d %H:%M} EAT' if last_success else 'never'}"
@@ -73,7 +77,32 @@ def print_status(dataset: Dataset) -> int:
               f"{inserted} new, {updated} updated{'  ' + error if error else ''}")
     if not runs:
         show("    (none)")
+    if bucket is not None:
+        _show_changes(dataset, bucket, clock_now)
     return 0
+
+
+def _show_changes(dataset: Dataset, bucket: Bucket, now: dt.datetime) -> None:
+    try:
+        findings = unapplicable_in_changes(dataset, bucket, now)
+    except StorageError as error:
+        show(f"  changes/         not listed: {error}")
+        return
+    if not findings:
+        show("  changes/         nothing that is not a change file")
+    for obj, kind in findings:
+        show(f"  changes/         {obj.key}: {kind.value}, there since {obj.modified.astimezone(EAT):%Y-%m-%d %H:%M} "
+             "EAT" + (" (held until its time comes)" if kind is KeyKind.AHEAD else " (left alone)"))
+
+
+def unapplicable_in_changes(dataset: Dataset, bucket: Bucket, now: dt.datetime) -> list[tuple[StoredObject, KeyKind]]:
+    """Objects under changes/ a run leaves where they are: not change files, or stamped too far ahead."""
+    findings: list[tuple[StoredObject, KeyKind]] = []
+    for obj in bucket.list(dataset.changes_prefix):
+        kind = classify(dataset.key_pattern, obj.key, now)
+        if kind is not KeyKind.CHANGE_FILE:
+            findings.append((obj, kind))
+    return findings
 
 
 def show(text: str) -> None:
@@ -98,7 +127,6 @@ def age(delta: dt.timedelta) -> str:
 
 # -- --check: a health check for Coolify or cron ------------------------------------------------------------------
 
-EAT = dt.timezone(dt.timedelta(hours=3))
 # The scheduled tasks run */20 from 06:00 to 20:40 EAT; time outside that
 # window does not count towards a run or a file being late.
 EXPORT_HOURS = (dt.time(6, 0), dt.time(21, 0))
@@ -138,8 +166,9 @@ def export_hours_between(start: dt.datetime, end: dt.datetime) -> dt.timedelta:
 
 
 def check_health(dataset: Dataset, *, max_run_age_min: float, max_file_age_min: float,
-                 rejected_waiting: int | None) -> tuple[bool, str]:
-    """(healthy, one line saying why) for the dataset's schedule; `rejected_waiting` counts files in rejected/."""
+                 bucket: Bucket) -> tuple[bool, str]:
+    """(healthy, one line saying why) for the dataset's schedule, from the database and the bucket."""
+    rejected_waiting = sum(1 for obj in bucket.list(dataset.rejected_prefix) if not obj.key.endswith(".error.txt"))
     problems: list[str] = []
     with database.connect() as conn:
         health = conn.execute(HEALTH, {"dataset": dataset.name, "changes": dataset.changes_prefix + "%",
@@ -155,11 +184,10 @@ def check_health(dataset: Dataset, *, max_run_age_min: float, max_file_age_min: 
     elif export_hours_between(last_success, now) > dt.timedelta(minutes=max_run_age_min):
         problems.append(f"no successful run for {age(now - last_success)} (over {max_run_age_min:g} min of export "
                         "hours: are the scheduled tasks running?)")
-    stamp = dataset.key_pattern.fullmatch(newest_key) if newest_key else None
-    if stamp is None:
+    exported = sourcetime.export_time(newest_key) if newest_key else None
+    if exported is None:
         problems.append("no change file applied from the bucket yet")
     else:
-        exported = dt.datetime.strptime(stamp["stamp"], STAMP_FORMAT).replace(tzinfo=EAT)
         if export_hours_between(exported, now) > dt.timedelta(minutes=max_file_age_min):
             problems.append(f"the newest change file was exported {age(now - exported)} ago (over "
                             f"{max_file_age_min:g} min of export hours: has the export stopped?)")
@@ -167,8 +195,14 @@ def check_health(dataset: Dataset, *, max_run_age_min: float, max_file_age_min: 
         problems.append(f"{rejected_waiting} files wait in {dataset.rejected_prefix}")
     if unarchived:
         problems.append(f"{unarchived} applied files not archived for over an hour (is the bucket writable?)")
+    stuck = [(obj, kind) for obj, kind in unapplicable_in_changes(dataset, bucket, now)
+             if now - obj.modified > dt.timedelta(minutes=max_file_age_min)]
+    if stuck:
+        oldest, kind = min(stuck, key=lambda found: found[0].modified)
+        problems.append(f"{len(stuck)} objects in {dataset.changes_prefix} left alone for over {max_file_age_min:g} "
+                        f"min (oldest: {oldest.key}, {kind.value}; see --status)")
     if problems:
         return False, "unhealthy: " + "; ".join(problems)
-    assert last_success is not None and stamp is not None
+    assert last_success is not None and exported is not None
     return True, (f"healthy: last success {age(now - last_success)} ago, newest change file exported "
                   f"{age(now - exported)} ago")

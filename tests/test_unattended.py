@@ -254,7 +254,7 @@ def test_no_secret_reaches_any_output_of_any_failing_path(db, bucket, run_import
     run("inc", "--geocode-clusters", "--apply")
     # Something nobody foresaw, carrying a secret in its message, with and without the debug traceback.
     monkeypatch.setattr("fleettickets.status.print_status",
-                        lambda _dataset: (_ for _ in ()).throw(RuntimeError(S3_SECRET)))
+                        lambda _dataset, _bucket: (_ for _ in ()).throw(RuntimeError(S3_SECRET)))
     run("inc", "--status")
     monkeypatch.setenv("FLEETTICKETS_DEBUG", "1")
     run("inc", "--status")
