@@ -310,8 +310,15 @@ def _size(limit: int) -> str:
     return f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit // 1024} KiB"
 
 
+# Typed fields (timestamps, booleans, numbers, coordinates) are trimmed before anything parses them: the
+# contract reads a space-only field as null, so ' 2026-11-20 06:00:00' is that time, not an unparseable value.
+TYPED_FIELDS = ("created_at_service", "scheduled_at", "closed_at", "first_seen_at", "last_seen_at",
+                "source_created_at", "source_updated_at", "is_actionable", "is_auto_created", "is_auto_closed",
+                "mttr", "latitude", "longitude")
+
 # Field-specific cleaning of the contract, applied after blank fields became null.
-CLEANERS = {"region": lambda value: value.strip().lower(), "raw_status": lambda value: value.strip().upper()}
+CLEANERS = {"region": lambda value: value.strip().lower(), "raw_status": lambda value: value.strip().upper(),
+            **dict.fromkeys(TYPED_FIELDS, str.strip)}
 
 
 class _Layout:

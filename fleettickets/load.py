@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from fleettickets import ledger
+from fleettickets import ledger, sourcetime
 from fleettickets.changefile import ChangeFile, FileCounts, RejectedFile, Source
 from fleettickets.database import describe_error, refused_by_data
 from fleettickets.dataset import Dataset
@@ -37,30 +37,37 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
     raw_text      text
 );
 CREATE TEMP TABLE IF NOT EXISTS ingest_batch_files (
-    file_no integer PRIMARY KEY,
-    key     text NOT NULL,
-    name    text NOT NULL
+    file_no     integer PRIMARY KEY,
+    key         text NOT NULL,
+    name        text NOT NULL,
+    exported_at timestamptz
 )
 """
 
 CLEAR_STAGE = "TRUNCATE ingest_stage, ingest_batch_files"
 
-ADD_FILE = "INSERT INTO ingest_batch_files (file_no, key, name) VALUES (%s, %s, %s)"
+ADD_FILE = "INSERT INTO ingest_batch_files (file_no, key, name, exported_at) VALUES (%s, %s, %s, %s)"
 
 COPY_INTO_STAGE = "COPY ingest_stage (seq, file_no, line, ticket_id, raw, reject_reason, raw_text) FROM STDIN"
 
 # The batch's version of each ticket: its newest source_updated_at, then the
-# later file (names are export times), then the later row.
+# later file (names are export times), then the later row. A version without a
+# readable source_updated_at is ordered by its file's export time: the export
+# held the ticket as it stood then, so it is at least as new as any version
+# updated before (source-format: on a tie the later file wins).
 FOLDED = """
 SELECT DISTINCT ON (s.ticket_id) s.ticket_id, s.raw, s.line, s.seq, f.name AS file_name,
-       COALESCE(tickets.eat_ts(s.raw->>'source_updated_at'), '-infinity') AS updated_at
+       COALESCE(tickets.eat_ts(s.raw->>'source_updated_at'), f.exported_at, '-infinity') AS updated_at
 FROM ingest_stage AS s JOIN ingest_batch_files AS f USING (file_no)
 WHERE s.reject_reason IS NULL
 ORDER BY s.ticket_id, updated_at DESC, f.name COLLATE "C" DESC, s.line DESC
 """
 
 # Versions are compared as (source_updated_at, file name, line): on equal
-# timestamps the later file wins, within a file the later row. Updating and
+# timestamps the later file wins, within a file the later row. A key the
+# export rewrote is its later word on the same moment: on an equal timestamp
+# and file name, a row that differs from the stored one replaces it whatever
+# its line. Updating and
 # inserting in two steps (rather than INSERT … ON CONFLICT) runs the geom
 # trigger once per row instead of twice for every update; it is safe because
 # the dataset's advisory lock makes this the only writer of the table.
@@ -72,15 +79,18 @@ WITH folded AS (""" + FOLDED + """), latest AS (
     WHERE %(only_rows)s::integer[] IS NULL OR seq = ANY(%(only_rows)s::integer[])
 ), updated AS (
     UPDATE {table} AS t
-    SET raw = l.raw, source_file = l.file_name, source_line = l.line, ingested_at = now()
+    SET raw = l.raw, source_file = l.file_name, source_line = l.line, ingested_at = now(),
+        version_at = NULLIF(l.updated_at, '-infinity')
     FROM latest AS l
     WHERE t.ticket_id = l.ticket_id
-      AND (l.updated_at, l.file_name COLLATE "C", l.line)
-          > (COALESCE(t.source_updated_at, '-infinity'), t.source_file COLLATE "C", t.source_line)
+      AND ((l.updated_at, l.file_name COLLATE "C", l.line)
+           > (COALESCE(t.version_at, t.source_updated_at, '-infinity'), t.source_file COLLATE "C", t.source_line)
+           OR (l.updated_at, l.file_name) = (COALESCE(t.version_at, t.source_updated_at, '-infinity'), t.source_file)
+              AND l.raw IS DISTINCT FROM t.raw)
     RETURNING 1
 ), inserted AS (
-    INSERT INTO {table} (ticket_id, raw, source_file, source_line)
-    SELECT l.ticket_id, l.raw, l.file_name, l.line
+    INSERT INTO {table} (ticket_id, raw, source_file, source_line, version_at)
+    SELECT l.ticket_id, l.raw, l.file_name, l.line, NULLIF(l.updated_at, '-infinity')
     FROM latest AS l
     WHERE NOT EXISTS (SELECT FROM {table} AS t WHERE t.ticket_id = l.ticket_id)
     RETURNING 1
@@ -88,7 +98,9 @@ WITH folded AS (""" + FOLDED + """), latest AS (
 SELECT (SELECT count(*) FROM ingest_stage WHERE reject_reason IS NULL),
        (SELECT count(*) FROM latest),
        (SELECT count(*) FROM inserted),
-       (SELECT count(*) FROM updated)
+       (SELECT count(*) FROM updated),
+       (SELECT count(*) FROM ingest_stage
+        WHERE reject_reason IS NULL AND tickets.eat_ts(raw->>'source_updated_at') IS NULL)
 """
 
 FOLDED_ROWS = "SELECT seq FROM (" + FOLDED + ") AS folded ORDER BY seq"
@@ -142,7 +154,7 @@ class Batch:
         with self.conn.transaction(), source.open() as stream, self.conn.cursor() as cur:
             change_file = ChangeFile(stream, source.key, self.dataset.ticket_id_pattern,
                                      self.dataset.ticket_id_description)
-            cur.execute(ADD_FILE, (file_no, source.key, source.name))
+            cur.execute(ADD_FILE, (file_no, source.key, source.name, sourcetime.export_time(source.name)))
             with cur.copy(COPY_INTO_STAGE) as copy:
                 for seq, row in enumerate(change_file.rows(), start=self._rows):
                     copy.write_row((seq, file_no, *row))
@@ -182,7 +194,7 @@ class Batch:
             try:
                 with cur.connection.transaction():
                     cur.execute(upsert, {"only_rows": None})
-                    staged, latest, inserted, updated = cur.fetchone() or (0, 0, 0, 0)
+                    staged, latest, inserted, updated, untimed = cur.fetchone() or (0, 0, 0, 0, 0)
                 break
             except psycopg.Error as error:
                 if not refused_by_data(error):
@@ -205,7 +217,7 @@ class Batch:
                                f"records do not add up: the reader counted {expected} staged and {rejected} rejected "
                                f"rows, the database holds {staged} and {kept}")
         return TicketCounts(staged=staged, duplicates=staged - latest, inserted=inserted, updated=updated,
-                            stale=latest - inserted - updated)
+                            stale=latest - inserted - updated, untimed=untimed)
 
 
 def _refused_rows(cur: psycopg.Cursor, upsert: sql.Composed, rows: list[int]) -> list[tuple[int, str]]:

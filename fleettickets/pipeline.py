@@ -257,6 +257,9 @@ class IngestRun:
             self.report.rows.add(staged_file.counts)
         if not alone:
             self.log.info(f"{verb} {describe_batch(len(staged), tickets)} {took}")
+        if tickets.untimed:
+            self.log.warn(f"{tickets.untimed} rows of {', '.join(s.source.name for s in staged)} have no readable "
+                          "source_updated_at: each was ordered by its file's export time (the later file wins)")
         self.report.files_applied += len(staged)
         self.report.batches += 1
         self.report.tickets.add(tickets)

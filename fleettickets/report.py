@@ -19,6 +19,9 @@ class TicketCounts:
     updated: int = 0
     stale: int = 0
     """Versions older than the stored one: left as they were."""
+    untimed: int = 0
+    """Rows without a readable source_updated_at, ordered by their file's export time instead (a data-quality
+    warning: the ITSM export should always fill it)."""
 
     def add(self, other: TicketCounts) -> None:
         for name in self.__dataclass_fields__:

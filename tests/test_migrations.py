@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from fleettickets import schema
@@ -37,10 +38,21 @@ def migrations_copy(tmp_path: Path) -> Path:
     return folder
 
 
+def following(migrations: Path) -> int:
+    """The number the next versioned migration takes."""
+    return max(int(path.name.split("_", 1)[0]) for path in migrations.glob("*.sql")) + 1
+
+
 @pytest.fixture
 def previous_release(tmp_path: Path) -> Path:
     """The landed release's whole tree, runner included, to build databases the way the field did."""
     return releases.checkout(releases.PREVIOUS_RELEASE, tmp_path / "previous-release")
+
+
+@pytest.fixture
+def versioned_only_release(tmp_path: Path) -> Path:
+    """The last release before the read layer, to build a database at migration N the way the field did."""
+    return releases.checkout(releases.VERSIONED_ONLY_RELEASE, tmp_path / "versioned-only-release")
 
 
 @pytest.fixture
@@ -190,9 +202,9 @@ def test_concurrent_deploys_apply_each_migration_once(empty_db):
     assert len(re.findall(r"^Applying the read layer", outputs, re.M)) == 1
 
 
-def test_15_upgrades_a_database_migrated_by_the_previous_main(empty_db, previous_release):
+def test_15_upgrades_a_database_migrated_by_the_previous_main(empty_db, versioned_only_release):
     """Migrate to 14 as the field databases are, add data, then upgrade: the ledger and the tickets carry over."""
-    assert releases.migrate_with(previous_release, empty_db.url, up_to=14).returncode == 0
+    assert releases.migrate_with(versioned_only_release, empty_db.url, up_to=14).returncode == 0
     empty_db.execute("""
         INSERT INTO tickets.inc (ticket_id, raw) VALUES
             ('INC000000000001', '{"cluster": " QOA ", "bucket": "open", "first_seen_at": "2026-11-20 06:00:00"}');
@@ -210,9 +222,10 @@ def test_15_upgrades_a_database_migrated_by_the_previous_main(empty_db, previous
     assert empty_db.query("SELECT cluster FROM tickets.inc_daily_snapshot ORDER BY 1") == [("(all)",), ("Quarry Road",)]
 
 
-def test_19_keeps_inc_history_and_sla_target_on_a_database_migrated_by_the_previous_main(empty_db, previous_release):
+def test_19_keeps_inc_history_and_sla_target_on_a_database_migrated_by_the_previous_main(
+        empty_db, versioned_only_release):
     """Migrate to 18 as the field databases are, capture some history, then upgrade: it is INC's and it stays."""
-    assert releases.migrate_with(previous_release, empty_db.url, up_to=18).returncode == 0
+    assert releases.migrate_with(versioned_only_release, empty_db.url, up_to=18).returncode == 0
     empty_db.execute("""
         INSERT INTO tickets.inc (ticket_id, raw) VALUES
             ('INC000000000001', '{"cluster": "QOA", "bucket": "closed", "closed_at": "2026-11-20 07:00:00",
@@ -243,12 +256,9 @@ def test_19_keeps_inc_history_and_sla_target_on_a_database_migrated_by_the_previ
 # -- the read layer -----------------------------------------------------------------------------------------------
 
 # Objects whose definition this tree changes on purpose since PREVIOUS_RELEASE (tests/support/releases.py): the
-# upgrade must change nothing else. The read layer was carved out of migrations 01-19 unchanged; then the
-# owner-rights functions stopped searching public (tests/test_security.py).
-CHANGED_SINCE_RELEASE = {
-    "reporting.fn_tickets_for_map", "reporting.fn_inc_dashboard", "reporting.fn_crq_dashboard",
-    "reporting.fn_inc_backlog", "reporting.fn_crq_backlog", "reporting.fn_nearest_open_tickets",
-    "tickets.dashboard_query", "tickets.ticket_features"}
+# upgrade must change nothing else. Migration 20 adds the tickets' version_at, 21 a unique index on the form
+# of an alias the joins use.
+CHANGED_SINCE_RELEASE = {"tickets.inc", "tickets.crq", "tickets.cluster_aliases"}
 TRACKING = "tickets.schema_read_layer"
 
 
@@ -301,7 +311,8 @@ def test_a_versioned_drop_cascade_is_repaired_by_the_read_layer_in_the_same_depl
                                                                                    migrations_copy):
     """Flyway's classic: a versioned change drops a view and, by CASCADE, everything built on it."""
     migrate(empty_db, "--dir", str(migrations_copy))
-    (migrations_copy / "20_rebuild_all_tickets.sql").write_text("DROP VIEW tickets.all_tickets CASCADE;")
+    (migrations_copy / f"{following(migrations_copy)}_rebuild_all_tickets.sql").write_text(
+        "DROP VIEW tickets.all_tickets CASCADE;")
 
     migrate(empty_db, "--dir", str(migrations_copy))
     fresh = another_db()
@@ -326,7 +337,7 @@ def test_a_removed_read_file_warns_and_leaves_its_object(empty_db, migrations_co
     assert migrate(empty_db, "--dir", str(migrations_copy)).stdout.startswith("Nothing to apply")
 
     # As the warning says: a versioned migration drops it.
-    (migrations_copy / "20_drop_fn_crq_backlog.sql").write_text(
+    (migrations_copy / f"{following(migrations_copy)}_drop_fn_crq_backlog.sql").write_text(
         "DROP FUNCTION reporting.fn_crq_backlog(date, date, text);")
     migrate(empty_db, "--dir", str(migrations_copy))
     assert empty_db.scalar("SELECT to_regprocedure('reporting.fn_crq_backlog(date, date, text)') IS NULL")
@@ -405,3 +416,42 @@ def test_the_read_layer_holds_every_view_and_function_nothing_stored_depends_on(
     assert not in_read_layer & bound, "storage-bound objects belong in versioned migrations"
     every = {name for name, _source in routines.values()} | views
     assert every - bound == in_read_layer
+
+
+# -- 21: one alias per form the joins use ---------------------------------------------------------------------------
+
+QOA_TICKET = """INSERT INTO tickets.inc (ticket_id, raw) VALUES
+    ('INC000000000001', '{"cluster": "QOA", "bucket": "open", "is_actionable": "true",
+                          "first_seen_at": "2026-11-20 06:00:00"}')"""
+
+
+def test_21_merges_aliases_the_joins_read_as_one_and_refuses_another(empty_db, previous_release):
+    assert releases.migrate_with(previous_release, empty_db.url).returncode == 0
+    empty_db.execute(QOA_TICKET)
+    empty_db.execute("INSERT INTO tickets.cluster_aliases (alias, cluster) VALUES ('qoa ', 'Quarry Road')")
+    # The bug: one ticket, two rows; and a QOA ticket can no longer be written (canonical_cluster finds two).
+    assert empty_db.scalar("SELECT count(*) FROM tickets.inc_open_sla") == 2
+
+    migrate(empty_db)
+
+    assert empty_db.query("SELECT alias, cluster FROM tickets.cluster_aliases WHERE cluster = 'Quarry Road'") == \
+        [("QOA", "Quarry Road")]
+    assert empty_db.scalar("SELECT count(*) FROM tickets.inc_open_sla") == 1
+    empty_db.execute("UPDATE tickets.inc SET raw = raw || '{\"owner\": \"x\"}'")  # a QOA ticket is written again
+    with pytest.raises(psycopg.errors.UniqueViolation, match="cluster_aliases_cluster_key"):
+        empty_db.execute("INSERT INTO tickets.cluster_aliases (alias, cluster) VALUES (' Qoa', 'Quarry Road')")
+
+
+def test_21_stops_on_aliases_naming_different_clusters_and_its_advice_works(empty_db, previous_release):
+    assert releases.migrate_with(previous_release, empty_db.url).returncode == 0
+    empty_db.execute("INSERT INTO tickets.cluster_aliases (alias, cluster) VALUES ('qoa ', 'Pipeline')")
+
+    refused = run_cli(env=env_for(empty_db))
+
+    assert refused.returncode == 1
+    assert "'QOA' → Quarry Road, 'qoa ' → Pipeline" in refused.stderr
+    assert empty_db.scalar("SELECT count(*) FROM tickets.schema_migrations WHERE name LIKE '2%'") == 0
+    # As the message says: delete the wrong one, deploy again.
+    empty_db.execute("DELETE FROM tickets.cluster_aliases WHERE alias = 'qoa '")
+    migrate(empty_db)
+    assert empty_db.scalar("SELECT count(*) FROM tickets.cluster_aliases") == 2

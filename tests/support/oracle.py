@@ -2,7 +2,9 @@
 
 Given the files that were applied, it says what every ticket must look like:
 the newest non-alarm version by source_updated_at, later file then later row
-breaking ties, cleaned as the source contract says.
+breaking ties, cleaned as the source contract says. A version whose
+source_updated_at does not parse (after trimming) is ordered by the export
+time in its file's name: the export held the ticket as it stood then.
 """
 
 from __future__ import annotations
@@ -26,10 +28,23 @@ def parse_eat(value: str | None) -> dt.datetime | None:
     return None
 
 
+TYPED = {"created_at_service", "scheduled_at", "closed_at", "first_seen_at", "last_seen_at", "source_created_at",
+         "source_updated_at", "is_actionable", "is_auto_created", "is_auto_closed", "mttr", "latitude", "longitude"}
+
+
 def clean(name: str, value: str) -> str | None:
     if value.strip() == "":
         return None
+    if name in TYPED:
+        return value.strip()
     return {"region": value.strip().lower(), "raw_status": value.strip().upper()}.get(name, value)
+
+
+def export_time(name: str) -> dt.datetime:
+    try:
+        return dt.datetime.strptime(name.split(".")[0], "%Y-%m-%dT%H-%M-%S")
+    except ValueError:
+        return dt.datetime.min
 
 
 def reference_state(files: Iterable[tuple[str, bytes]], prefix: str) -> dict[str, dict]:
@@ -48,8 +63,7 @@ def reference_state(files: Iterable[tuple[str, bytes]], prefix: str) -> dict[str
                 continue
             row = {k.strip(): clean(k.strip(), v) for k, v in record.items() if k.strip() not in DROPPED}
             row["ticket_id"] = ticket_id
-            updated = parse_eat(row.get("source_updated_at"))
-            rank = (updated is not None, updated or dt.datetime.min, name, index)
+            rank = (parse_eat(row.get("source_updated_at")) or export_time(name), name, index)
             if ticket_id not in best or rank > best[ticket_id][0]:
                 best[ticket_id] = (rank, row)
     return {ticket_id: row for ticket_id, (_rank, row) in best.items()}

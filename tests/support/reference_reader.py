@@ -28,6 +28,11 @@ class Reading:
     blank_lines: int = 0
 
 
+# Timestamps, booleans, numbers and coordinates: trimmed before anything parses them.
+TYPED_COLUMNS = ("created_at_service", "scheduled_at", "closed_at", "first_seen_at", "last_seen_at",
+                 "source_created_at", "source_updated_at", "is_actionable", "is_auto_created", "is_auto_closed",
+                 "mttr", "latitude", "longitude")
+
 def _blank(record: list[str]) -> bool:
     return all(value.strip() == "" for value in record) and len(record) <= 1
 
@@ -76,6 +81,9 @@ def read_reference(content: bytes, prefix: str) -> Reading:
         else:
             raw = {name: _null_if_blank(value) for name, value in row.items() if name not in DROPPED_COLUMNS}
             raw["ticket_id"] = ticket_id
+            for typed in TYPED_COLUMNS:
+                if raw.get(typed) is not None:
+                    raw[typed] = raw[typed].strip()
             if raw.get("region") is not None:
                 raw["region"] = raw["region"].strip().lower()
             if raw.get("raw_status") is not None:

@@ -15,8 +15,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PREVIOUS_RELEASE = "3c71aa961ef538f368df930d751a083ef8db9ba6"
-"""Main after migration 19 landed (the read layer's last release as versioned files only)."""
+PREVIOUS_RELEASE = "7fb130821bcb615f7f9b6fb89470a3aa37df7631"
+"""Main as landed at stop 23: migrations 01-19 and the read layer, before migrations 20 and 21."""
+
+VERSIONED_ONLY_RELEASE = "3c71aa961ef538f368df930d751a083ef8db9ba6"
+"""The last release whose runner applied versioned files alone: "the database at migration N" (N < 19) is built
+with it, since a later runner applies the whole read layer, which needs every versioned file."""
 
 
 def checkout(commit: str, into: Path) -> Path:
