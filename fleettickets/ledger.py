@@ -2,13 +2,16 @@
 
 The ledger is what makes runs repeatable: a file version (key + ETag) it
 holds as applied is never applied again, only archived; one it holds as
-rejected is only moved to rejected/. The run log (tickets.ingest_runs) is
+rejected is only moved to rejected/ — unless it was moved there already and a
+person put it back in changes/ (after raising a limit, say): then it is tried
+again, since the reason may be gone. The run log (tickets.ingest_runs) is
 what --status and the health of the schedule are read from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import psycopg
 
@@ -48,16 +51,24 @@ SET metadata = metadata || jsonb_build_object(
 WHERE dataset = %(dataset)s
 """
 
-VERSIONS_OF_KEYS = "SELECT key, etag, status FROM tickets.ingest_files WHERE dataset = %s AND key = ANY(%s)"
+VERSIONS_OF_KEYS = """
+SELECT key, etag, status, archived_at IS NOT NULL FROM tickets.ingest_files WHERE dataset = %s AND key = ANY(%s)
+"""
 
 WATERMARK = "SELECT metadata->>'source_max_key' FROM tickets.import_meta WHERE dataset = %s"
 
 MARK_ARCHIVED = "UPDATE tickets.ingest_files SET archived_at = now() WHERE dataset = %s AND key = %s AND etag = %s"
 
-# Applied files gone from changes/ were archived by a run that died before recording it.
+# Files gone from changes/ were moved (to processed/ or rejected/) by a run that died before recording it.
 RECONCILE_ARCHIVED = """
 UPDATE tickets.ingest_files SET archived_at = now()
-WHERE dataset = %s AND status = 'applied' AND archived_at IS NULL AND key LIKE %s AND NOT key = ANY(%s)
+WHERE dataset = %s AND archived_at IS NULL AND key LIKE %s AND NOT key = ANY(%s)
+"""
+
+# Of the keys given, those with a version applied after `since` (a rejected/ copy it supersedes).
+APPLIED_AFTER = """
+SELECT DISTINCT key FROM tickets.ingest_files
+WHERE dataset = %s AND status = 'applied' AND key = ANY(%s) AND applied_at > %s
 """
 
 REJECTION_REASON = "SELECT error FROM tickets.ingest_files WHERE dataset = %s AND key = %s AND etag = %s"
@@ -104,12 +115,27 @@ def advance_watermark(cur: psycopg.Cursor, dataset: Dataset, key: str) -> None:
     cur.execute(ADVANCE_WATERMARK, {"key": key, "dataset": dataset.name})
 
 
-def versions_of(conn: psycopg.Connection, dataset: Dataset, keys: Iterable[str]) -> dict[str, dict[str, str]]:
-    """For each key, the versions the ledger holds: ETag → 'applied' or 'rejected'."""
-    versions: dict[str, dict[str, str]] = {}
-    for key, etag, status in conn.execute(VERSIONS_OF_KEYS, (dataset.name, list(keys))):
-        versions.setdefault(key, {})[etag] = status
+@dataclass(frozen=True)
+class Version:
+    """What the ledger holds of one file version."""
+
+    status: str
+    """'applied' or 'rejected'."""
+    moved: bool
+    """Moved out of changes/ (to processed/ or rejected/) since."""
+
+
+def versions_of(conn: psycopg.Connection, dataset: Dataset, keys: Iterable[str]) -> dict[str, dict[str, Version]]:
+    """For each key, the versions the ledger holds, by ETag."""
+    versions: dict[str, dict[str, Version]] = {}
+    for key, etag, status, moved in conn.execute(VERSIONS_OF_KEYS, (dataset.name, list(keys))):
+        versions.setdefault(key, {})[etag] = Version(status, moved)
     return versions
+
+
+def applied_after(conn: psycopg.Connection, dataset: Dataset, keys: Iterable[str], since: object) -> set[str]:
+    """Those of `keys` with a version applied after `since`."""
+    return {key for (key,) in conn.execute(APPLIED_AFTER, (dataset.name, list(keys), since))}
 
 
 def watermark(conn: psycopg.Connection, dataset: Dataset) -> str | None:
@@ -122,7 +148,7 @@ def mark_archived(conn: psycopg.Connection, dataset: Dataset, source: Source) ->
 
 
 def reconcile_archived(conn: psycopg.Connection, dataset: Dataset, keys_in_changes: Iterable[str]) -> None:
-    """Record as archived the applied files no longer in changes/ (a run moved them, then died)."""
+    """Record as moved the files no longer in changes/ (a run moved them, then died)."""
     conn.execute(RECONCILE_ARCHIVED, (dataset.name, dataset.changes_prefix + "%", list(keys_in_changes)))
 
 

@@ -149,7 +149,8 @@ class Batch:
         if source.size is not None and source.size > self.limits.max_object_bytes:
             raise RejectedFile(source.key, None,
                                f"{source.size} bytes, over the limit of {self.limits.max_object_bytes} bytes for one "
-                               "file (raise FLEETTICKETS_MAX_OBJECT_BYTES to apply it)")
+                               "file: raise FLEETTICKETS_MAX_OBJECT_BYTES, then copy it from rejected/ back to "
+                               "changes/ under the same name")
         file_no = len(self.files)
         with self.conn.transaction(), source.open() as stream, self.conn.cursor() as cur:
             change_file = ChangeFile(stream, source.key, self.dataset.ticket_id_pattern,

@@ -314,6 +314,10 @@ class IngestRun:
             self.bucket.delete(source.key, source.etag)
         except ObjectChanged:
             self.rewritten_meanwhile(source)
+            return
         except FleetError as error:
             self.report.errors.append(str(error))
             self.log.error(f"{error}; {source.key} stays in changes/ and is moved to rejected/ next run")
+            return
+        with lost_connection_ends_run(self.conn, f"recording that {source.key} was moved to rejected/"):
+            ledger.mark_archived(self.conn, self.dataset, source)

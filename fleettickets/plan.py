@@ -4,7 +4,8 @@ From the bucket: list changes/, leave alone (and say so) keys that are not
 change files — a stamp naming no real time included — and hold those stamped
 too far ahead of now (sourcetime.FUTURE_TOLERANCE); ask the ledger about the
 rest: a version never seen is applied, one applied before is only archived,
-one rejected before is only moved to rejected/. From local files: every file
+one rejected before is only moved to rejected/ — unless it was moved there
+and a person put it back, which is tried again. From local files: every file
 is applied, in name order.
 """
 
@@ -88,10 +89,16 @@ def bucket_plan(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket, log:
         seen = versions.get(obj.key, {})
         source = Source(obj.key, obj.etag, obj.size, _opener(bucket, obj.key, obj.etag),
                         rewritten=bool(set(seen) - {obj.etag}))
-        if obj.etag in seen and not reseed:
-            steps.append(Step(source, Action.ARCHIVE if seen[obj.etag] == "applied" else Action.FINISH_REJECTION))
-            continue
-        if seen and obj.etag not in seen:
+        known = seen.get(obj.etag)
+        if known and not reseed:
+            if known.status == "applied":
+                steps.append(Step(source, Action.ARCHIVE))
+                continue
+            if not known.moved:
+                steps.append(Step(source, Action.FINISH_REJECTION))
+                continue
+            log.warn(f"{obj.key} was rejected before and has been put back in changes/: trying it again")
+        elif seen and not known:
             log.warn(f"{obj.key} was rewritten by the export (new ETag): applying it as a new file")
         elif not seen and watermark and obj.key <= watermark:
             log.warn(f"{obj.key} arrived late (at or below the watermark {watermark}): applying it")

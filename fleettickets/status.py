@@ -7,7 +7,7 @@ import datetime as dt
 import psycopg
 from psycopg import sql
 
-from fleettickets import database, outward, sourcetime
+from fleettickets import database, ledger, outward, sourcetime
 from fleettickets.bucket import Bucket, StorageError, StoredObject
 from fleettickets.dataset import Dataset
 from fleettickets.sourcetime import EAT, KeyKind, classify
@@ -153,6 +153,16 @@ WHERE dataset = %s ORDER BY run_id DESC LIMIT 1
 """
 
 
+def _superseded(conn: psycopg.Connection, dataset: Dataset, rejected: StoredObject) -> bool:
+    """Whether a file in rejected/ has been dealt with: a version of its key was applied after it was moved
+    there (the operator put it back after raising a limit, or uploaded a corrected file under its name)."""
+    match = sourcetime.STAMP_IN_NAME.fullmatch(rejected.key.rpartition("/")[2])
+    if match is None:
+        return False
+    key = f"{dataset.changes_prefix}{match['stamp']}.csv"
+    return bool(ledger.applied_after(conn, dataset, [key], rejected.modified))
+
+
 def export_hours_between(start: dt.datetime, end: dt.datetime) -> dt.timedelta:
     """How much of [start, end] falls within the export hours (06:00–21:00 EAT) of any day."""
     total = dt.timedelta()
@@ -168,12 +178,13 @@ def export_hours_between(start: dt.datetime, end: dt.datetime) -> dt.timedelta:
 def check_health(dataset: Dataset, *, max_run_age_min: float, max_file_age_min: float,
                  bucket: Bucket) -> tuple[bool, str]:
     """(healthy, one line saying why) for the dataset's schedule, from the database and the bucket."""
-    rejected_waiting = sum(1 for obj in bucket.list(dataset.rejected_prefix) if not obj.key.endswith(".error.txt"))
+    rejected = [obj for obj in bucket.list(dataset.rejected_prefix) if not obj.key.endswith(".error.txt")]
     problems: list[str] = []
     with database.connect() as conn:
         health = conn.execute(HEALTH, {"dataset": dataset.name, "changes": dataset.changes_prefix + "%",
                                        "grace": UNARCHIVED_GRACE}).fetchone()
         last_run = conn.execute(LAST_RUN, (dataset.name,)).fetchone()
+        rejected_waiting = sum(1 for obj in rejected if not _superseded(conn, dataset, obj))
     if health is None:
         return False, "the database has no record of this dataset (run the migrations: python run_migrations.py)"
     now, last_success, newest_key, unarchived = health

@@ -194,7 +194,7 @@ CASES = [
         name: "line\n" * ((6 << 20) // 5) for name in ("location_name", "assigned_team", "owner", "sla_status")})]
     ).encode(), "file-rejected", reason="line 3: a record longer than 16 MiB"),
     Case("object-over-the-size-limit", csv_text([one()] * 20).encode(), "file-rejected",
-         reason="bytes, over the limit of 2000 bytes for one file (raise FLEETTICKETS_MAX_OBJECT_BYTES",
+         reason="bytes, over the limit of 2000 bytes for one file: raise FLEETTICKETS_MAX_OBJECT_BYTES",
          env={"FLEETTICKETS_MAX_OBJECT_BYTES": "2000"}),
 ]
 
