@@ -2,7 +2,7 @@
 
 Its exit codes are the edge's (edge.py): 0 done (or nothing to do, or another
 run holds the lock); 1 something was rejected, failed or could not be reached;
-2 wrong usage; 130 interrupted.
+2 wrong usage; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP).
 """
 
 from __future__ import annotations

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -25,6 +27,21 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2  # argparse's own
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: docker stop, systemd, a cron timeout
+EXIT_HANGUP = 128 + signal.SIGHUP  # 129: the terminal or session went away
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the run is, like Ctrl-C.
+
+    A KeyboardInterrupt so that everything that makes Ctrl-C safe applies unchanged: psycopg cancels the query
+    in flight, transactions roll back, the run's log row is closed in the pipeline's `finally`.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 @dataclass(frozen=True)
@@ -51,8 +68,12 @@ def run(log: Log, body: Callable[[], int], *, interrupted: str, missing_table_hi
     `interrupted` says what Ctrl-C leaves behind; `missing_table_hint` is added to an undefined-table error.
     """
     quiet_libraries()
+    previous = _end_on_signals()
     try:
         return body()
+    except Terminated as ended:
+        log.error(f"terminated by {signal.Signals(ended.signum).name}; {interrupted}")
+        return 128 + ended.signum
     except FleetError as error:
         log.error(str(error))
     except psycopg.errors.UndefinedTable as error:
@@ -64,7 +85,21 @@ def run(log: Log, body: Callable[[], int], *, interrupted: str, missing_table_hi
         return EXIT_INTERRUPTED
     except Exception as error:  # the last resort: one redacted line, never a raw traceback
         _last_resort(log, error)
+    finally:
+        for ending, handler in previous.items():
+            signal.signal(ending, handler)
     return EXIT_FAILED
+
+
+def _end_on_signals() -> dict[signal.Signals, Any]:
+    """SIGTERM and SIGHUP end the command as Ctrl-C does; a second one while it winds down is ignored, so the
+    cleanup (rolling back, closing the run's log row) is not cut short. Returns the handlers it replaced."""
+    def handler(signum: int, _frame: object) -> None:
+        for ending in ENDING_SIGNALS:
+            signal.signal(ending, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    return {ending: signal.signal(ending, handler) for ending in ENDING_SIGNALS}
 
 
 def quiet_libraries() -> None:

@@ -85,7 +85,8 @@ def test_ci_installs_from_the_hashed_dev_lock():
 
 
 def test_every_exit_code_is_in_the_readme():
-    codes = {edge.EXIT_OK, edge.EXIT_FAILED, edge.EXIT_USAGE, edge.EXIT_INTERRUPTED}
+    codes = {edge.EXIT_OK, edge.EXIT_FAILED, edge.EXIT_USAGE, edge.EXIT_INTERRUPTED, edge.EXIT_TERMINATED,
+             edge.EXIT_HANGUP}
     assert not {code for code in codes if f"`{code}`" not in README}
 
 
