@@ -61,6 +61,14 @@ def _quoted(etag: str) -> str:
     return f'"{etag}"'
 
 
+def _etag_of(response: dict[str, Any]) -> str:
+    return str(response.get("ETag", "")).strip('"')
+
+
+def _changed(action: str) -> ObjectChanged:
+    return ObjectChanged(f"S3 {action}: the key no longer holds the version that was listed")
+
+
 def _describe(error: Exception) -> str:
     from botocore.exceptions import ClientError
 
@@ -104,7 +112,7 @@ class Bucket:
             yield
         except ClientError as error:
             if _error_code(error) in PRECONDITION_FAILED:
-                raise ObjectChanged(f"S3 {action}: the key no longer holds the version that was listed") from None
+                raise _changed(action) from None
             raise StorageError(f"S3 {action} failed at {self.endpoint} (bucket {self.name}): {_describe(error)}"
                                ) from None
         except BotoCoreError as error:
@@ -125,17 +133,24 @@ class Bucket:
         A transfer that breaks midway raises TransferError.
         """
         with self._request(f"reading {key}"):
-            body = self.client.get_object(Bucket=self.name, Key=key, IfMatch=_quoted(etag))["Body"]
-        return _Body(self, key, body, clock.monotonic() + self.object_timeout_s)
+            response = self.client.get_object(Bucket=self.name, Key=key, IfMatch=_quoted(etag))
+        if _etag_of(response) != etag:
+            response["Body"].close()
+            raise _changed(f"reading {key}")
+        return _Body(self, key, response["Body"], clock.monotonic() + self.object_timeout_s)
 
     def copy(self, key: str, etag: str, destination: str) -> None:
         """Copy version `etag` of `key` to `destination`; ObjectChanged if the key holds another version now."""
         with self._request(f"copying {key} to {destination}"):
             # The HEAD is for servers that ignore CopySourceIfMatch (moto among
             # them): it narrows copying a newer version to the gap between the two.
-            self.client.head_object(Bucket=self.name, Key=key, IfMatch=_quoted(etag))
-            self.client.copy_object(Bucket=self.name, Key=destination, CopySource={"Bucket": self.name, "Key": key},
-                                    CopySourceIfMatch=_quoted(etag))
+            self._same_version(key, etag, f"copying {key}")
+            copied = self.client.copy_object(Bucket=self.name, Key=destination,
+                                             CopySource={"Bucket": self.name, "Key": key},
+                                             CopySourceIfMatch=_quoted(etag))
+        # The copy's ETag is its content's MD5, as the source's: another one means another version was copied.
+        if copied.get("CopyObjectResult", {}).get("ETag", "").strip('"') not in (etag, ""):
+            raise _changed(f"copying {key} to {destination}")
 
     def delete(self, key: str, etag: str) -> None:
         """Delete `key` only while it holds version `etag`; ObjectChanged (and nothing deleted) otherwise."""
@@ -143,8 +158,14 @@ class Bucket:
             # The conditional delete is atomic where the server honours If-Match
             # on DELETE (AWS, moto); the HEAD before it covers servers that
             # ignore the header, leaving only the gap between the two requests.
-            self.client.head_object(Bucket=self.name, Key=key, IfMatch=_quoted(etag))
+            self._same_version(key, etag, f"deleting {key}")
             self.client.delete_object(Bucket=self.name, Key=key, IfMatch=_quoted(etag))
+
+    def _same_version(self, key: str, etag: str, action: str) -> None:
+        """HEAD with If-Match, and the ETag it answers compared too: some S3-compatible servers ignore the
+        condition (s3rver on every request), so it is never assumed to have been honoured."""
+        if _etag_of(self.client.head_object(Bucket=self.name, Key=key, IfMatch=_quoted(etag))) != etag:
+            raise _changed(action)
 
     def put_text(self, key: str, text: str) -> None:
         with self._request(f"writing {key}"):
