@@ -121,9 +121,12 @@ class Bucket:
                     else StorageError)
             raise kind(f"S3 {action} failed at {self.endpoint} (bucket {self.name}): {_describe(error)}") from None
 
-    def list(self, prefix: str) -> list[StoredObject]:
+    def list(self, prefix: str, *, start_after: str | None = None) -> list[StoredObject]:
+        """The objects under `prefix`, in key order; with `start_after`, only keys after it (the server skips the
+        rest, so listing the newest part of a long archive stays cheap)."""
         with self._request(f"listing {prefix}"):
-            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix)
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.name, Prefix=prefix, **({"StartAfter": start_after} if start_after else {}))
             return [StoredObject(obj["Key"], obj["ETag"].strip('"'), obj["Size"], obj["LastModified"])
                     for page in pages for obj in page.get("Contents", [])]
 

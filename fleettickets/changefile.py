@@ -69,6 +69,9 @@ class Source:
     open: Callable[[], ByteStream]
     rewritten: bool = False
     """The export wrote this key before with other content, whose copy is already archived."""
+    archived_copy: str | None = None
+    """Set for a version caught up from processed/ (the ledger did not know it): read from this copy, applied,
+    never moved."""
 
     @property
     def name(self) -> str:

@@ -288,6 +288,10 @@ class IngestRun:
         """Move an applied file to processed/: copy first, so a crash never loses it."""
         if not self.apply or self.bucket is None:
             return
+        if source.archived_copy:  # caught up from processed/: it is there already
+            with lost_connection_ends_run(self.conn, f"recording that {source.key} is archived"):
+                ledger.mark_archived(self.conn, self.dataset, source)
+            return
         try:
             self.bucket.copy(source.key, source.etag, self.dataset.processed_prefix + source.archived_name)
             fault("after_copy_object")
@@ -306,6 +310,10 @@ class IngestRun:
     def move_rejected(self, source: Source, reason: str) -> None:
         """Move a rejected file to rejected/ with a .error.txt beside it saying what is wrong."""
         if not self.apply or self.bucket is None:
+            return
+        if source.archived_copy:
+            self.log.warn(f"{source.archived_copy} stays in processed/ (an archived copy is never moved); "
+                          "the ledger records it as rejected")
             return
         destination = self.dataset.rejected_prefix + source.archived_name
         try:

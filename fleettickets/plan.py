@@ -81,8 +81,14 @@ def bucket_plan(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket, log:
     stamped.sort(key=lambda obj: obj.key)
 
     with lost_connection_ends_run(conn, "reading the ledger"):
-        versions = ledger.versions_of(conn, dataset, (obj.key for obj in stamped))
         watermark = ledger.watermark(conn, dataset)
+    caught_up = archived_unknown(conn, dataset, bucket, watermark)
+    if caught_up:
+        log.warn(f"catching up from {dataset.processed_prefix}: {len(caught_up)} archived files "
+                 f"{'newer than the watermark ' if watermark else ''}are not in the ledger (a database restored "
+                 "from a backup?); applying them in order")
+    with lost_connection_ends_run(conn, "reading the ledger"):
+        versions = ledger.versions_of(conn, dataset, (obj.key for obj in stamped))
 
     steps = []
     for obj in stamped:
@@ -103,7 +109,32 @@ def bucket_plan(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket, log:
         elif not seen and watermark and obj.key <= watermark:
             log.warn(f"{obj.key} arrived late (at or below the watermark {watermark}): applying it")
         steps.append(Step(source, Action.APPLY))
+    steps += [Step(source, Action.APPLY) for source in caught_up]
+    # Key order is export order; an archived version of a key was there before the one now in changes/.
+    steps.sort(key=lambda step: (step.source.key, step.source.archived_copy is None))
     return Plan(steps, frozenset(obj.key for obj in listed), tuple(not_change_files), tuple(held))
+
+
+def archived_unknown(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket,
+                     watermark: str | None) -> list[Source]:
+    """Versions in processed/ the ledger does not know, from the watermark's stamp on (all of them when nothing
+    was applied yet): what a database restored from an earlier backup, or a new one, has not applied.
+
+    The archive is the source of truth: a copy in processed/ is a version some run applied. Each is named by the
+    key it came from (`<stamp>.csv`, or `<stamp>.<etag>.csv` for an earlier version of a rewritten key).
+    """
+    stamp = sourcetime.STAMP_IN_NAME.fullmatch(watermark.rpartition("/")[2]) if watermark else None
+    archived = bucket.list(dataset.processed_prefix,
+                           start_after=dataset.processed_prefix + stamp["stamp"] if stamp else None)
+    named = []
+    for obj in archived:
+        match = sourcetime.STAMP_IN_NAME.fullmatch(obj.key.rpartition("/")[2])
+        if match:
+            named.append((f"{dataset.changes_prefix}{match['stamp']}.csv", obj))
+    with lost_connection_ends_run(conn, "reading the ledger"):
+        known = ledger.versions_of(conn, dataset, {key for key, _ in named})
+    return [Source(key, obj.etag, obj.size, _opener(bucket, obj.key, obj.etag), archived_copy=obj.key)
+            for key, obj in named if obj.etag not in known.get(key, {})]
 
 
 def _hours(delta: dt.timedelta) -> str:

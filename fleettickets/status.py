@@ -7,7 +7,7 @@ import datetime as dt
 import psycopg
 from psycopg import sql
 
-from fleettickets import database, ledger, outward, sourcetime
+from fleettickets import database, ledger, outward, plan, sourcetime
 from fleettickets.bucket import Bucket, StorageError, StoredObject
 from fleettickets.dataset import Dataset
 from fleettickets.sourcetime import EAT, KeyKind, classify
@@ -185,6 +185,7 @@ def check_health(dataset: Dataset, *, max_run_age_min: float, max_file_age_min: 
                                        "grace": UNARCHIVED_GRACE}).fetchone()
         last_run = conn.execute(LAST_RUN, (dataset.name,)).fetchone()
         rejected_waiting = sum(1 for obj in rejected if not _superseded(conn, dataset, obj))
+        behind = len(plan.archived_unknown(conn, dataset, bucket, ledger.watermark(conn, dataset)))
     if health is None:
         return False, "the database has no record of this dataset (run the migrations: python run_migrations.py)"
     now, last_success, newest_key, unarchived = health
@@ -206,6 +207,9 @@ def check_health(dataset: Dataset, *, max_run_age_min: float, max_file_age_min: 
         problems.append(f"{rejected_waiting} files wait in {dataset.rejected_prefix}")
     if unarchived:
         problems.append(f"{unarchived} applied files not archived for over an hour (is the bucket writable?)")
+    if behind:
+        problems.append(f"{behind} files in {dataset.processed_prefix} are not in the ledger (a database restored "
+                        "from a backup?): the next run applies them")
     stuck = [(obj, kind) for obj, kind in unapplicable_in_changes(dataset, bucket, now)
              if now - obj.modified > dt.timedelta(minutes=max_file_age_min)]
     if stuck:

@@ -1,0 +1,109 @@
+"""The archive in the bucket is the source of truth: a database restored from an earlier backup catches up from
+processed/, and a database built from nothing out of the bucket alone equals the reference."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+
+import devstack
+from fleettickets import schema, sourcetime
+from support.oracle import reference_state
+from support.stack import create_database, drop_database, table_state
+from support.streamdata import change_file, changes, ticket_row
+
+
+def fresh_stamp(minutes_ago: int) -> str:
+    return (dt.datetime.now(sourcetime.EAT) - dt.timedelta(minutes=minutes_ago)).strftime(sourcetime.STAMP_FORMAT)
+
+
+def six_files() -> list[tuple[str, bytes]]:
+    """Two files per round, the later ones updating tickets of the earlier ones, in export order."""
+    files = []
+    for number in range(6):
+        stamp = fresh_stamp(120 - 20 * number)
+        rows = [ticket_row(f"INC{n:012d}", f"2026-11-20 0{number}:00:00", status=f"Step {number}")
+                for n in range(number * 5, number * 5 + 15)]
+        files.append((f"{stamp}.csv", change_file(*rows).encode()))
+    return files
+
+
+def upload(bucket, files: list[tuple[str, bytes]]) -> None:
+    for name, content in files:
+        bucket.put(changes("inc", name[:-4]), content)
+
+
+def pg_tool(name: str, *args: str) -> None:
+    subprocess.run([str(devstack.postgres_bindir() / name), *args], check=True, capture_output=True, timeout=120)
+
+
+def test_a_database_restored_from_a_backup_catches_up_from_the_archive(db, bucket, run_import, pg_admin_url,
+                                                                      monkeypatch, tmp_path):
+    files = six_files()
+    upload(bucket, files[:2])
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+    dump = tmp_path / "nightly.dump"
+    pg_tool("pg_dump", "--format=custom", f"--file={dump}", db.url)
+    upload(bucket, files[2:4])
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+
+    # The database is lost; last night's dump is restored into a new one, and the export goes on.
+    restored = create_database(pg_admin_url, template="template0")
+    try:
+        pg_tool("pg_restore", f"--dbname={restored.url}", str(dump))
+        monkeypatch.setenv("DATABASE_URL", restored.url)
+        assert schema.main([]) == 0  # the runbook: bring the restored schema up to this release
+        check = run_import("inc", "--check")
+        assert check.code == 1
+        assert "2 files in automations/inc/processed/ are not in the ledger" in check.out
+        upload(bucket, files[4:])
+
+        outcome = run_import("inc", "--from-bucket", "--apply")
+
+        assert outcome.code == 0, outcome.output
+        assert ("catching up from automations/inc/processed/: 2 archived files newer than the watermark are not in "
+                "the ledger") in outcome.err
+        assert table_state(restored, "inc") == reference_state(files, "INC")
+        assert restored.scalar("SELECT count(*) FROM tickets.ingest_files") == 6
+        assert sorted(bucket.keys("automations/inc/processed/")) == \
+            [f"automations/inc/processed/{name}" for name, _ in files]
+        assert run_import("inc", "--check").out.startswith("inc: healthy")
+        assert "nothing new" in run_import("inc", "--from-bucket", "--apply").out
+    finally:
+        drop_database(pg_admin_url, restored.name)
+
+
+def test_a_database_built_from_nothing_out_of_the_bucket_alone_equals_the_reference(db, bucket, run_import,
+                                                                                    monkeypatch):
+    files = six_files()
+    upload(bucket, files[:4])
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+    upload(bucket, files[4:])  # waiting in changes/ when the database is rebuilt
+    db.execute("""TRUNCATE tickets.inc, tickets.ingest_files, tickets.ingest_runs, tickets.rejected_rows;
+                  UPDATE tickets.import_meta SET metadata = '{}'""")
+
+    # The documented command: migrations on an empty database, then the ordinary run (the runbook says so).
+    outcome = run_import("inc", "--from-bucket", "--apply")
+
+    assert outcome.code == 0, outcome.output
+    assert "catching up from automations/inc/processed/: 4 archived files are not in the ledger" in outcome.err
+    assert table_state(db, "inc") == reference_state(files, "INC")
+    assert bucket.keys("automations/inc/changes/") == []
+
+
+def test_a_catch_up_cut_short_by_the_run_deadline_goes_on_next_run(db, bucket, run_import, monkeypatch):
+    files = six_files()
+    upload(bucket, files)
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+    db.execute("""TRUNCATE tickets.inc, tickets.ingest_files, tickets.ingest_runs, tickets.rejected_rows;
+                  UPDATE tickets.import_meta SET metadata = '{}'""")
+    monkeypatch.setenv("FLEETTICKETS_BATCH_FILES", "1")
+    monkeypatch.setenv("FLEETTICKETS_RUN_TIMEOUT", "0.000001")
+
+    first = run_import("inc", "--from-bucket", "--apply")
+    monkeypatch.setenv("FLEETTICKETS_RUN_TIMEOUT", "900")
+    second = run_import("inc", "--from-bucket", "--apply")
+
+    assert "files wait for the next run" in first.err
+    assert second.code == 0, second.output
+    assert table_state(db, "inc") == reference_state(files, "INC")
