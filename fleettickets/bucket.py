@@ -40,6 +40,10 @@ class ObjectChanged(StorageError):
     """The key no longer holds the version (ETag) that was listed: the export rewrote it meanwhile."""
 
 
+class ObjectGone(StorageError):
+    """The key was deleted after it was listed: there is nothing left to apply or move."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -51,6 +55,7 @@ class StoredObject:
 
 # 412 on GET/COPY/DELETE; HEAD has no body, so botocore names it by status.
 PRECONDITION_FAILED = frozenset({"PreconditionFailed", "412"})
+NOT_FOUND = frozenset({"NoSuchKey", "404"})
 
 
 def _error_code(error: Exception) -> str:
@@ -113,6 +118,8 @@ class Bucket:
         except ClientError as error:
             if _error_code(error) in PRECONDITION_FAILED:
                 raise _changed(action) from None
+            if _error_code(error) in NOT_FOUND:
+                raise ObjectGone(f"S3 {action}: the key was deleted after it was listed") from None
             raise StorageError(f"S3 {action} failed at {self.endpoint} (bucket {self.name}): {_describe(error)}"
                                ) from None
         except BotoCoreError as error:

@@ -22,7 +22,15 @@ from pathlib import Path
 import psycopg
 
 from fleettickets import clock, database, ledger, load, locks, outward
-from fleettickets.bucket import Bucket, ObjectChanged, StorageError, StorageUnavailable, TransferError, TransferTooSlow
+from fleettickets.bucket import (
+    Bucket,
+    ObjectChanged,
+    ObjectGone,
+    StorageError,
+    StorageUnavailable,
+    TransferError,
+    TransferTooSlow,
+)
 from fleettickets.changefile import FileCounts, RejectedFile, Source
 from fleettickets.database import WHAT_STAYS, describe_error, lost_connection_ends_run, out_of_time, refused_by_data
 from fleettickets.dataset import Dataset
@@ -210,6 +218,9 @@ class IngestRun:
             except ObjectChanged:
                 self.rewritten_meanwhile(source)
                 return
+            except ObjectGone:
+                self.log.warn(f"{source.key} was deleted from changes/ after it was listed: nothing of it applied")
+                return
             except TransferTooSlow as error:
                 self.fail(source, str(error))
                 return
@@ -299,6 +310,10 @@ class IngestRun:
         except ObjectChanged:
             self.rewritten_meanwhile(source)
             return
+        except ObjectGone:
+            self.log.warn(f"{source.key} was deleted from changes/ during the run: it is applied, and processed/ "
+                          "holds a copy only if the copy was made before")
+            return
         except FleetError as error:
             self.report.errors.append(str(error))
             self.log.error(f"{error}; {source.key} stays in changes/ and is archived (not re-applied) next run")
@@ -322,6 +337,10 @@ class IngestRun:
             self.bucket.delete(source.key, source.etag)
         except ObjectChanged:
             self.rewritten_meanwhile(source)
+            return
+        except ObjectGone:
+            self.log.warn(f"{source.key} was deleted from changes/ during the run: the ledger records it as rejected "
+                          "(see ingest_files.error); rejected/ holds a copy only if the copy was made before")
             return
         except FleetError as error:
             self.report.errors.append(str(error))

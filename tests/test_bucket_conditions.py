@@ -4,10 +4,13 @@ run read, archive or delete a version it did not list."""
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from fleettickets.bucket import Bucket, ObjectChanged
 from fleettickets.settings import BucketSettings
+from support.processes import finish, wait_until_stopped
 
 KEY = "automations/inc/changes/2026-11-20T06-00-00.csv"
 CONDITIONS = ("If-Match", "x-amz-copy-source-if-match")
@@ -72,3 +75,19 @@ def test_every_request_about_a_file_carries_its_condition(bucket):
     conditions = [(headers.get("If-Match"), headers.get("x-amz-copy-source-if-match")) for headers in sent]
     # GET; HEAD + copy; HEAD + DELETE: each names the version, the copy by its source's condition.
     assert conditions == [(quoted, None), (quoted, None), (None, quoted), (quoted, None), (quoted, None)]
+
+
+def test_a_file_deleted_after_listing_is_reported_as_such_not_as_waiting(db, bucket, ingests):
+    bucket.put(KEY, b"ticket_id\nINC000000000001\n")
+    process = ingests.start(fault="after_list:stop")
+    wait_until_stopped(process)
+    bucket.client.delete_object(Bucket=bucket.name, Key=KEY)
+    process.send_signal(signal.SIGCONT)
+
+    code, out, err = finish(process)
+
+    assert code == 0, out + err
+    assert err.splitlines() == [f"inc: warning: {KEY} was deleted from changes/ after it was listed: nothing of it "
+                                "applied"]
+    assert "stays in changes/" not in out + err
+    assert db.scalar("SELECT count(*) FROM tickets.ingest_files") == 0
