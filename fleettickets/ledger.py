@@ -75,6 +75,15 @@ REJECTION_REASON = "SELECT error FROM tickets.ingest_files WHERE dataset = %s AN
 
 START_RUN = "INSERT INTO tickets.ingest_runs (dataset, mode) VALUES (%s, %s) RETURNING run_id"
 
+# Called holding the dataset's lock, so no run of the dataset is alive: a row still 'running' is a run that was
+# killed (SIGKILL, the machine lost) before it could close it.
+CLOSE_DEAD_RUNS = """
+UPDATE tickets.ingest_runs
+SET status = 'failed', finished_at = clock_timestamp(),
+    error = 'the run ended without closing this row (killed, or the machine stopped); what it committed stays'
+WHERE dataset = %s AND finished_at IS NULL
+"""
+
 FINISH_RUN = """
 UPDATE tickets.ingest_runs
 SET finished_at = clock_timestamp(), status = %(status)s, files_applied = %(files_applied)s,
@@ -158,6 +167,8 @@ def rejection_reason(conn: psycopg.Connection, dataset: Dataset, source: Source)
 
 
 def start_run_log(conn: psycopg.Connection, dataset: Dataset, mode: str) -> int:
+    """Open this run's log row, closing any left open by a run that died (the caller holds the dataset's lock)."""
+    conn.execute(CLOSE_DEAD_RUNS, (dataset.name,))
     row = conn.execute(START_RUN, (dataset.name, mode)).fetchone()
     assert row is not None
     return int(row[0])

@@ -146,3 +146,17 @@ def test_the_documented_dispatch_example_is_a_real_payload(db, run_import, tmp_p
     doc = (Path(__file__).resolve().parents[1] / "docs" / "dashboard-api-contract.md").read_text()
     documented = json.loads(re.search(r"\*\*Dispatch example\*\*.*?```json\n(.*?)\n```", doc, re.S).group(1))
     assert documented == real
+
+
+@pytest.mark.parametrize(("sphere_km", "inside"), [(9.97, True), (10.03, False)], ids=["just-inside", "just-outside"])
+def test_the_radius_is_measured_on_the_sphere_the_contract_names(db, run_import, tmp_path, sphere_km, inside):
+    """Due north of Nairobi the spheroid's distance is ~0.56 % shorter than the sphere's: a ticket 10.03 km away on
+    the sphere is 9.97 km away on the spheroid, so only the sphere keeps it out of a 10 km radius."""
+    lat = HERE[0] + math.degrees(sphere_km * 1000 / EARTH_RADIUS_M)
+    assert abs(haversine_m(lat, HERE[1], *HERE) - sphere_km * 1000) < 1
+    path = tmp_path / "inc-2026-11-21T11-40-00.csv"
+    path.write_text(csv_text([ticket_fields("INC000000000001", bucket="open", normalized_status="new",
+                                            is_actionable="true", latitude=f"{lat:.7f}", longitude=f"{HERE[1]:.7f}")]))
+    assert run_import("inc", "--inc-csv", str(path), "--apply").code == 0
+
+    assert [t["ticket_id"] for t in nearest(db, radius_km=10)] == (["INC000000000001"] if inside else [])

@@ -183,3 +183,24 @@ def test_crq_closures_become_crq_episodes_and_leave_inc_history_alone(db, run_im
 def test_a_capture_names_a_known_dataset(db):
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="dataset must be inc or crq"):
         db.scalar("SELECT tickets.capture_history('chg')")
+
+
+def test_a_closure_is_credited_to_the_closer_of_its_own_episode_not_an_earlier_one(db, run_import, tmp_path):
+    """Closed by team A, reopened, closed again by team B: the dashboard's closure is B's (the latest episode)."""
+    def by(team: str, *args) -> dict[str, str]:
+        return {**version(*args), "assigned_team": team}
+
+    load(run_import, tmp_path, "2026-11-20T09-00-00", by("Team A", "INC000000000001", "2026-11-20 09:00:00", "closed"))
+    load(run_import, tmp_path, "2026-11-20T10-00-00",
+         by("Team B", "INC000000000001", "2026-11-20 10:00:00", "in_progress"))
+    load(run_import, tmp_path, "2026-11-20T11-00-00", by("Team B", "INC000000000001", "2026-11-20 11:00:00", "closed"))
+    # Reassigned after the closure: still B's, as observed when closed.
+    load(run_import, tmp_path, "2026-11-20T12-00-00", {**by("Team C", "INC000000000001", "2026-11-20 11:00:00",
+                                                             "closed"), "source_updated_at": "2026-11-20 12:00:00"})
+
+    assert [team for (team,) in db.query("SELECT assigned_team FROM tickets.closure_events ORDER BY event_id")] == \
+        ["Team A", "Team B"]
+    payload = db.scalar("SELECT reporting.fn_inc_dashboard(NULL, NULL, 'custom', '2026-11-20', '2026-11-21')")
+    closed_by = {entry["name"]: entry["closed_in_window"] for entry in payload["by_team"]
+                 if entry["closed_in_window"]}
+    assert closed_by == {"Team B": 1}

@@ -409,3 +409,15 @@ def test_a_reseed_in_a_terminal_shows_progress(db, bucket):
     assert process.returncode == 0
     terminal = "".join(chunks)
     assert "[1/3] 2026-11-20T06-00-00.csv" in terminal and "[3/3] 2026-11-20T06-40-00.csv" in terminal
+
+
+def test_a_late_file_never_moves_the_watermark_back(db, bucket, run_import):
+    newer, late = changes("inc", "2026-11-20T06-20-00"), changes("inc", "2026-11-20T06-00-00")
+    bucket.put(newer, change_file(ticket_row("INC000000000001", "2026-11-20 06:20:00")))
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+    bucket.put(late, change_file(ticket_row("INC000000000002", "2026-11-20 06:00:00")))
+
+    outcome = run_import("inc", "--from-bucket", "--apply")
+
+    assert outcome.code == 0 and f"{late} arrived late" in outcome.err
+    assert db.scalar("SELECT metadata->>'source_max_key' FROM tickets.import_meta WHERE dataset = 'inc'") == newer

@@ -357,3 +357,17 @@ def test_the_lock_timeout_reaches_the_session(db, monkeypatch):
         monkeypatch.setenv("FLEETTICKETS_STATEMENT_TIMEOUT", "0.2")
         with database.connect(limits=settings.RunLimits.from_env()) as conn:
             conn.execute("SELECT pg_sleep(2)")
+
+
+@pytest.mark.parametrize(("minutes_after_export", "healthy"), [(90, True), (91, False)], ids=["exactly", "one-more"])
+def test_check_counts_a_file_late_only_when_more_than_max_file_age(db, bucket, run_import, monkeypatch,
+                                                                   minutes_after_export, healthy):
+    """The README: unhealthy when the newest file's export time is *more than* --max-file-age minutes old."""
+    bucket.put(changes("inc", "2026-11-20T10-00-00"), csv_text([ticket_fields("INC000000000001")]))
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+    now = dt.datetime(2026, 11, 20, 10, 0, tzinfo=EAT) + dt.timedelta(minutes=minutes_after_export)
+    monkeypatch.setenv("PGOPTIONS", f"-c fleettickets.now={now.isoformat()}")
+
+    outcome = run_import("inc", "--check", "--max-file-age", "90", "--max-run-age", "100000")
+
+    assert (outcome.code == 0) is healthy, outcome.out

@@ -48,9 +48,12 @@ def export_time(name: str) -> dt.datetime:
 
 
 def reference_state(files: Iterable[tuple[str, bytes]], prefix: str) -> dict[str, dict]:
-    """files: (file name, content) of every applied file, in any order."""
+    """files: (file name, content) of every applied file, in any order — except that versions of one name (a key
+    the export rewrote) come in the order they were applied: on an equal time, a later version's rows win."""
     best: dict[str, tuple[tuple, dict]] = {}
+    versions: dict[str, int] = {}
     for name, content in files:
+        version = versions[name] = versions.get(name, -1) + 1
         text = content.decode("utf-8-sig")
         for index, record in enumerate(csv.DictReader(io.StringIO(text, newline=""))):
             ticket_id = (record.get("ticket_id") or "").strip()
@@ -63,7 +66,7 @@ def reference_state(files: Iterable[tuple[str, bytes]], prefix: str) -> dict[str
                 continue
             row = {k.strip(): clean(k.strip(), v) for k, v in record.items() if k.strip() not in DROPPED}
             row["ticket_id"] = ticket_id
-            rank = (parse_eat(row.get("source_updated_at")) or export_time(name), name, index)
+            rank = (parse_eat(row.get("source_updated_at")) or export_time(name), name, version, index)
             if ticket_id not in best or rank > best[ticket_id][0]:
                 best[ticket_id] = (rank, row)
     return {ticket_id: row for ticket_id, (_rank, row) in best.items()}
