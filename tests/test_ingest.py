@@ -421,3 +421,22 @@ def test_a_late_file_never_moves_the_watermark_back(db, bucket, run_import):
 
     assert outcome.code == 0 and f"{late} arrived late" in outcome.err
     assert db.scalar("SELECT metadata->>'source_max_key' FROM tickets.import_meta WHERE dataset = 'inc'") == newer
+
+
+def test_rows_the_database_loses_on_the_way_make_the_file_fail_its_accounting(db, bucket, run_import):
+    """The engine's own check that the database holds what the reader counted: a trigger (a DBA's, say) that
+    silently swallows kept rejected rows must not let the file pass as applied."""
+    db.execute("""
+        CREATE FUNCTION tickets.swallow() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+        CREATE TRIGGER swallow BEFORE INSERT ON tickets.rejected_rows
+            FOR EACH ROW EXECUTE FUNCTION tickets.swallow()""")
+    key = changes("inc", "2026-11-20T06-00-00")
+    bucket.put(key, change_file(ticket_row("INC000000000001", "2026-11-20 06:00:00"),
+                                ticket_row("INC1", "2026-11-20 06:00:00")))
+
+    outcome = run_import("inc", "--from-bucket", "--apply")
+
+    assert outcome.code == 1
+    assert "records do not add up: the reader counted 1 staged and 1 rejected rows, the database holds 1 and 0" in \
+        outcome.err
+    assert db.scalar("SELECT count(*) FROM tickets.inc") == 0

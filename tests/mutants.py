@@ -1,0 +1,135 @@
+"""The suite's own strength: plant small, plausible bugs one at a time and see which the tests catch.
+
+    .venv/bin/python tests/mutants.py            # every mutant (about 15 minutes)
+    .venv/bin/python tests/mutants.py watermark  # those whose name contains 'watermark'
+
+Each mutant is one textual change to one file, made in a scratch copy of the tree, with the test files that
+should notice it; the copy's tests run against their own database cluster. It prints one line per mutant
+(killed, or SURVIVED) and the score. A survivor is a missing test, or an equivalent change to be explained
+(docs/implementation.md, "Mutation run").
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    original: str
+    mutated: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = (
+    # The issue's eight survivors of the landed main.
+    Mutant("accounting check off", "fleettickets/load.py", "if kept != rejected or staged != expected:",
+           "if False:", ("tests/test_ingest.py",)),
+    Mutant("delete without If-Match", "fleettickets/bucket.py",
+           "self.client.delete_object(Bucket=self.name, Key=key, IfMatch=_quoted(etag))",
+           "self.client.delete_object(Bucket=self.name, Key=key)", ("tests/test_bucket_conditions.py",)),
+    Mutant("copy without CopySourceIfMatch", "fleettickets/bucket.py",
+           "                                             CopySourceIfMatch=_quoted(etag))",
+           "                                             )", ("tests/test_bucket_conditions.py",)),
+    Mutant("watermark moves back", "fleettickets/ledger.py",
+           "GREATEST(metadata->>'source_max_key' COLLATE \"C\", %(key)s::text COLLATE \"C\")", "%(key)s::text",
+           ("tests/test_ingest.py",)),
+    Mutant("DATABASE_URL not redacted", "fleettickets/settings.py",
+           'DATABASE_URLS = ("DATABASE_URL", "MIGRATION_DATABASE_URL")', 'DATABASE_URLS = ("MIGRATION_DATABASE_URL",)',
+           ("tests/test_what_leaves_the_process.py", "tests/test_unattended.py")),
+    Mutant("--check file age >=", "fleettickets/status.py",
+           "if export_hours_between(exported, now) > dt.timedelta(minutes=max_file_age_min):",
+           "if export_hours_between(exported, now) >= dt.timedelta(minutes=max_file_age_min):",
+           ("tests/test_unattended.py",)),
+    Mutant("dispatch on the spheroid", "migrations/read/55_reporting.fn_nearest_open_tickets.sql",
+           "public.ST_DWithin(t.geog, $1, $2, false)", "public.ST_DWithin(t.geog, $1, $2, true)",
+           ("tests/test_dispatch.py",)),
+    Mutant("closure credited to the earliest episode", "migrations/read/43_tickets.dashboard_query.sql",
+           "ORDER BY ev.event_id DESC", "ORDER BY ev.event_id ASC", ("tests/test_history.py",)),
+    # This session's rules.
+    Mutant("impossible stamps are change files", "fleettickets/sourcetime.py",
+           "    if exported is None:\n        return KeyKind.NO_SUCH_TIME\n", "",
+           ("tests/test_time_in_keys.py",)),
+    Mutant("no future tolerance", "fleettickets/sourcetime.py", "return exported > now + FUTURE_TOLERANCE",
+           "return False", ("tests/test_time_in_keys.py",)),
+    Mutant("undated versions lose", "fleettickets/load.py",
+           "COALESCE(tickets.eat_ts(s.raw->>'source_updated_at'), f.exported_at, '-infinity')",
+           "COALESCE(tickets.eat_ts(s.raw->>'source_updated_at'), '-infinity')", ("tests/test_version_order.py",)),
+    Mutant("typed fields not trimmed", "fleettickets/changefile.py", "**dict.fromkeys(TYPED_FIELDS, str.strip)}",
+           "}", ("tests/test_version_order.py",)),
+    Mutant("a rewrite loses its tie", "fleettickets/load.py", "AND l.raw IS DISTINCT FROM t.raw)",
+           "AND false)", ("tests/test_version_order.py",)),
+    Mutant("a put-back rejection is not retried", "fleettickets/plan.py", "            if not known.moved:",
+           "            if True:", ("tests/test_recovery_advice.py",)),
+    Mutant("a rejected move is not recorded", "fleettickets/pipeline.py",
+           'with lost_connection_ends_run(self.conn, f"recording that {source.key} was moved to rejected/"):\n'
+           "            ledger.mark_archived(self.conn, self.dataset, source)",
+           "pass", ("tests/test_recovery_advice.py",)),
+    Mutant("no catch-up from the archive", "fleettickets/plan.py", "    steps += [Step(source, Action.APPLY) for "
+           "source in caught_up]\n", "", ("tests/test_catch_up.py",)),
+    Mutant("SIGTERM not handled", "fleettickets/edge.py", "    previous = _end_on_signals()\n",
+           "    previous: dict = {}\n", ("tests/test_signals.py",)),
+    Mutant("a dead run's row stays open", "fleettickets/ledger.py",
+           "    conn.execute(CLOSE_DEAD_RUNS, (dataset.name,))\n", "", ("tests/test_file_life.py",)),
+    Mutant("a response's ETag is trusted", "fleettickets/bucket.py", "        if _etag_of(response) != etag:",
+           "        if False:", ("tests/test_bucket_conditions.py",)),
+    Mutant("control characters reach a log", "fleettickets/outward.py",
+           "return _redact(CONTROL.sub(_escape, text))", "return _redact(text)",
+           ("tests/test_what_leaves_the_process.py",)),
+    Mutant("percent-encoded secrets shown", "fleettickets/outward.py",
+           '    forms = [re.escape(character), "".join(f"%(?i:{byte:02x})" for byte in character.encode())]',
+           "    forms = [re.escape(character)]", ("tests/test_what_leaves_the_process.py",)),
+    Mutant("the ingest may delete the run log", "migrations/roles/grants.sql",
+           "GRANT INSERT, UPDATE ON tickets.ingest_files, tickets.ingest_runs,",
+           "GRANT INSERT, UPDATE, DELETE ON tickets.ingest_files, tickets.ingest_runs,", ("tests/test_privileges.py",)),
+    Mutant("a raw @ in the password is accepted", "fleettickets/settings.py",
+           "    if _ambiguous_at(value):\n", "    if False:\n", ("tests/test_what_leaves_the_process.py",)),
+)
+
+
+def copy_tree(into: Path) -> None:
+    ignore = shutil.ignore_patterns(".git", ".venv", ".local", "__pycache__", ".mypy_cache", ".ruff_cache",
+                                    ".pytest_cache", ".hypothesis")
+    shutil.copytree(ROOT, into, ignore=ignore, symlinks=True)
+
+
+def run(mutant: Mutant) -> tuple[bool, float]:
+    """(killed, seconds) for one mutant."""
+    with tempfile.TemporaryDirectory(prefix="fleettickets-mutant-") as scratch:
+        tree = Path(scratch) / "tree"
+        copy_tree(tree)
+        target = tree / mutant.path
+        text = target.read_text(encoding="utf-8")
+        if text.count(mutant.original) != 1:
+            raise SystemExit(f"mutant {mutant.name!r}: its original text is not found once in {mutant.path}")
+        target.write_text(text.replace(mutant.original, mutant.mutated), encoding="utf-8")
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                                 *mutant.tests], cwd=tree, capture_output=True, text=True, check=False)
+        return result.returncode != 0, time.monotonic() - started
+
+
+def main(argv: list[str]) -> int:
+    chosen = [m for m in MUTANTS if not argv or any(word in m.name for word in argv)]
+    killed = 0
+    for mutant in chosen:
+        caught, seconds = run(mutant)
+        killed += caught
+        print(f"{'killed  ' if caught else 'SURVIVED'} {mutant.name} ({', '.join(mutant.tests)}, {seconds:.0f} s)",
+              flush=True)
+    print(f"score: {killed}/{len(chosen)} killed")
+    return 0 if killed == len(chosen) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
