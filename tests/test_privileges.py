@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -11,6 +13,8 @@ from fleettickets import schema
 from support.fake_locationiq import FakeLocationIQ
 from support.stack import SAMPLES
 from support.streamdata import change_file, changes, ticket_row
+
+ROOT = Path(__file__).resolve().parents[1]
 
 WRITES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE")
 
@@ -140,9 +144,14 @@ def test_the_reader_calls_every_reporting_function_and_sees_no_table(db, roles, 
             assert conn.execute(query).fetchone()[0] is not None
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
             conn.execute("SELECT raw FROM tickets.inc")
+    # As the contract says, word for word.
+    said = re.search(r"Any other\s+role gets `(permission denied[^`]*)`",
+                     (ROOT / "docs" / "dashboard-api-contract.md").read_text(encoding="utf-8"))
+    assert said
     with psycopg.connect(roles["nobody"], autocommit=True) as conn, \
-            pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+            pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
         conn.execute(calls["fn_inc_dashboard"])
+    assert refused.value.diag.message_primary == said[1]
 
 
 def test_a_table_a_later_migration_adds_is_owned_and_only_readable_until_the_grants_name_it(

@@ -349,3 +349,46 @@ def test_a_closure_counts_for_the_team_and_owner_that_closed_it(db, run_import, 
     assert {g["name"]: g["closed_in_window"] for g in payload["by_owner"]} == {"aotieno": 1, "unassigned": 1}
     # The features still show who holds each ticket now.
     assert {f["properties"]["assigned_team"] for f in payload["closed"]["features"]} == {"NOC Tier 2"}
+
+
+def test_a_closure_of_an_episode_no_capture_has_seen_counts_for_its_current_team(db, run_import, tmp_path):
+    """Closed by A and captured, reopened to B and captured, closed by B before the next capture: B's closure."""
+    def load(stamp: str, team: str, updated: float, bucket: str) -> None:
+        row = ticket_fields("INC000000000001", normalized_status="closed" if bucket == "closed" else "assigned",
+                            bucket=bucket, is_actionable="true", cluster="Karen", assigned_team=team,
+                            closed_at=eat(updated) if bucket == "closed" else "", mttr="60",
+                            source_updated_at=eat(updated))
+        path = tmp_path / f"{stamp}.csv"
+        path.write_text(csv_text([row]))
+        assert run_import("inc", "--inc-csv", str(path), "--apply").code == 0  # each run captures history
+
+    load("2026-11-21T07-00-00", "Team A", 5, "closed")
+    load("2026-11-21T08-00-00", "Team B", 4, "open")
+    # Closed by B, written behind the ingest's back: no capture has seen this episode yet.
+    db.execute("""UPDATE tickets.inc SET raw = raw || jsonb_build_object('bucket', 'closed', 'normalized_status',
+                  'closed', 'closed_at', %s::text) WHERE ticket_id = 'INC000000000001'""", (eat(3),))
+
+    payload = call(db, "SELECT reporting.fn_inc_dashboard(NULL, NULL, '24h', NULL, NULL)")
+
+    assert {g["name"]: g["closed_in_window"] for g in payload["by_team"]} == {"Team B": 1}
+
+
+def test_minutes_since_success_is_measured_from_the_pinned_clock(db, loaded):
+    db.execute("UPDATE tickets.import_meta SET metadata = metadata || "
+               "'{\"last_success_at\": \"2026-11-21T10:00:00+03:00\"}' WHERE dataset = 'inc'")
+    with db.connect() as conn:
+        conn.execute("SET fleettickets.now = '2026-11-21 12:30+03'")
+        payload = conn.execute("SELECT reporting.fn_tickets_for_map()").fetchone()[0]
+    assert payload["summary"]["freshness"]["inc"]["minutes_since_success"] == 150
+
+
+def test_the_originals_capture_history_call_still_works_and_is_incs(db, run_import, tmp_path):
+    path = tmp_path / "2026-11-21T07-00-00.csv"
+    path.write_text(csv_text([ticket_fields("INC000000000001", bucket="closed", closed_at=eat(5))]))
+    assert run_import("inc", "--inc-csv", str(path), "--apply").code == 0
+    with db.connect() as conn:
+        conn.execute("SET fleettickets.now = '2026-11-22 18:00+03'")
+        original = conn.execute("SELECT tickets.capture_history()").fetchone()[0]
+        conn.execute("DELETE FROM tickets.daily_snapshot")
+        by_dataset = conn.execute("SELECT tickets.capture_history('inc')").fetchone()[0]
+    assert original == by_dataset and original["snapshot_rows"] > 0

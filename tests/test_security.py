@@ -156,7 +156,7 @@ def test_nothing_planted_in_public_runs_when_a_reader_calls_any_reporting_functi
         assert set(CALLS) == {name for (name,) in conn.execute(
             "SELECT proname FROM pg_proc WHERE pronamespace = 'reporting'::regnamespace").fetchall()}
         conn.execute(PINNED_NOW)
-        honest = {name: stable(conn.execute(query).fetchone()[0]) for name, query in CALLS.items()}
+        honest = {name: conn.execute(query).fetchone()[0] for name, query in CALLS.items()}
         planted = plant_shadows(conn, reachable_code(conn))
 
     assert "lower(tstzrange)" in planted and "st_asgeojson(public.geometry)" not in planted
@@ -164,18 +164,10 @@ def test_nothing_planted_in_public_runs_when_a_reader_calls_any_reporting_functi
     with psycopg.connect(roles["reader"], autocommit=True) as reader:
         reader.execute(PINNED_NOW)
         for name, query in CALLS.items():
-            assert stable(reader.execute(query).fetchone()[0]) == honest[name], name
+            assert reader.execute(query).fetchone()[0] == honest[name], name
 
 
 PINNED_NOW = "SET fleettickets.now = '2026-11-21 12:00+03'"
-
-
-def stable(payload: dict) -> dict:
-    """The payload without fn_tickets_for_map's minutes_since_success, which follows now() rather than the pinned
-    clock (issue 22)."""
-    for freshness in payload.get("summary", {}).get("freshness", {}).values():
-        freshness.pop("minutes_since_success", None)
-    return payload
 
 
 def test_nothing_planted_before_a_deploy_is_bound_into_the_views_it_recreates(loaded, roles):
@@ -183,7 +175,7 @@ def test_nothing_planted_before_a_deploy_is_bound_into_the_views_it_recreates(lo
     them: a shadow planted before it must not become part of a view an owner-rights function reads."""
     with loaded.connect() as conn:
         conn.execute(PINNED_NOW)
-        honest = {name: stable(conn.execute(query).fetchone()[0]) for name, query in CALLS.items()}
+        honest = {name: conn.execute(query).fetchone()[0] for name, query in CALLS.items()}
         planted = plant_shadows(conn, reachable_code(conn))
         conn.execute("DELETE FROM tickets.schema_read_layer")  # as after any change to a read file
 
@@ -192,7 +184,7 @@ def test_nothing_planted_before_a_deploy_is_bound_into_the_views_it_recreates(lo
     with psycopg.connect(roles["reader"], autocommit=True) as reader:
         reader.execute(PINNED_NOW)
         for name, query in CALLS.items():
-            assert stable(reader.execute(query).fetchone()[0]) == honest[name], name
+            assert reader.execute(query).fetchone()[0] == honest[name], name
 
 
 def test_every_owner_rights_function_pins_its_world_and_is_not_public(db):

@@ -214,6 +214,12 @@ def test_no_secret_in_any_spelling_reaches_any_output_under_any_outage(db, bucke
     monkeypatch.setenv("DATABASE_URL", f"postgresql://fleettickets:{quoted}@127.0.0.1:{closed_port()}/x")
     run("inc", "--status")
     run("inc", "--from-bucket", "--apply")
+    # Something nobody foresaw, carrying every secret in its message, with the debug traceback on.
+    monkeypatch.setenv("FLEETTICKETS_DEBUG", "1")
+    monkeypatch.setattr("fleettickets.status.print_status", lambda *_: (_ for _ in ()).throw(
+        RuntimeError(f"{password} {s3_secret} {geocoder_key}")))
+    run("inc", "--status")
+    monkeypatch.delenv("FLEETTICKETS_DEBUG")
     monkeypatch.setenv("DATABASE_URL", good_url)
 
     stored = [str(row) for table in ("ingest_runs", "ingest_files")

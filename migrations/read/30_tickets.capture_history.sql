@@ -88,3 +88,12 @@ BEGIN
                               'snapshot_date', today);
 END
 $$;
+
+-- The original system's documented call, run after every --apply: INC's capture.
+-- Kept so that runbooks, jobs and people that call it go on working.
+CREATE OR REPLACE FUNCTION tickets.capture_history() RETURNS jsonb
+LANGUAGE sql AS $$
+    SELECT tickets.capture_history('inc')
+$$;
+COMMENT ON FUNCTION tickets.capture_history() IS
+    'The original''s call: the same as tickets.capture_history(''inc'').';

@@ -31,17 +31,22 @@ BEGIN
                   FROM (SELECT true AS is_open, owner, assigned_team, sla_breached, NULL::integer AS mttr
                         FROM open_rows
                         UNION ALL
-                        -- A closure counts for the owner and team its closure event recorded (the
-                        -- capture that first saw the ticket closed: its latest event, as a reopened
-                        -- and reclosed ticket has one per episode), else for the ticket's current
-                        -- ones. Not matched on closed_at: a resolved ticket's closed_at moves when it
-                        -- is closed, within the same episode.
+                        -- A closure counts for the owner and team its own episode's closure event
+                        -- recorded (the capture that first saw it closed: the latest event, as a
+                        -- reopened and reclosed ticket has one per episode), else for the ticket's
+                        -- current ones. The latest event is this episode's only while the last
+                        -- capture saw the ticket closed (closure_watch): reopened, captured and
+                        -- closed again since, the episode has no event yet. Not matched on
+                        -- closed_at: a resolved ticket's closed_at moves when it is closed, within
+                        -- the same episode.
                         SELECT false, CASE WHEN e.found THEN e.owner ELSE c.owner END,
                                CASE WHEN e.found THEN e.assigned_team ELSE c.assigned_team END, NULL, c.mttr
                         FROM closed_rows AS c
                         LEFT JOIN LATERAL (SELECT true AS found, ev.owner, ev.assigned_team
                                            FROM tickets.closure_events AS ev
                                            WHERE ev.dataset = %3$L AND ev.ticket_id = c.ticket_id
+                                             AND EXISTS (SELECT FROM tickets.closure_watch AS w
+                                                         WHERE w.ticket_id = c.ticket_id AND w.seen_closed)
                                            ORDER BY ev.event_id DESC
                                            LIMIT 1) AS e ON true) AS r
                   CROSS JOIN (VALUES ('owner'), ('team')) AS b (by)

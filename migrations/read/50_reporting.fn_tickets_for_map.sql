@@ -1,5 +1,6 @@
 -- Every ticket of either dataset as one GeoJSON FeatureCollection, with each
--- dataset's freshness (docs/dashboard-api-contract.md).
+-- dataset's freshness (docs/dashboard-api-contract.md), measured from
+-- tickets.clock() like every lag the read API reports.
 CREATE OR REPLACE FUNCTION reporting.fn_tickets_for_map() RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' AS $$
     SELECT jsonb_build_object(
@@ -13,7 +14,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET T
                     'watermark', m.metadata->>'source_max_key',
                     'last_success_at', m.metadata->>'last_success_at',
                     'minutes_since_success', round((extract(epoch FROM
-                        now() - (m.metadata->>'last_success_at')::timestamptz) / 60)::numeric, 1)))
+                        tickets.clock() - (m.metadata->>'last_success_at')::timestamptz) / 60)::numeric, 1)))
                 FROM tickets.import_meta AS m)))
 $$;
 REVOKE ALL ON FUNCTION reporting.fn_tickets_for_map() FROM PUBLIC;
