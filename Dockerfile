@@ -1,9 +1,10 @@
 # The fleettickets image: Coolify keeps it running and execs the two scheduled
 # tasks into it (python -m inc.import_inc / crq.import_crq --from-bucket --apply).
-# The base is pinned to an exact tag, the Python CI tests on; to refresh it,
-# pick a newer python:3.11.x-slim-bookworm tag, rebuild and run the tests
+# The base is pinned to an exact tag: the original system's Python (3.12), at
+# the patch release CI tests on. To refresh it, pick a newer
+# python:3.12.x-slim-bookworm tag, rebuild and run the tests on that Python
 # (docs/deployment-and-operations.md, "Upgrading dependencies").
-FROM python:3.11.7-slim-bookworm
+FROM python:3.12.1-slim-bookworm
 
 ENV TZ=Africa/Nairobi \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,8 +65,13 @@ def test_the_image_holds_the_package_and_its_entrypoints_installed_from_the_hash
     development = re.compile(r"^\s*(?:from|import) (?:devstack|support|tests|benchmarks)\b", re.M)
     assert not [path.name for path in PRODUCTION if development.search(path.read_text())], \
         "production code imports development tooling the image does not hold"
-    assert re.search(r"^FROM python:[0-9]+\.[0-9]+\.[0-9]+-slim-[a-z]+(@sha256:[0-9a-f]{64})?$", dockerfile, re.M), \
-        "the base image is pinned to an exact tag"
+    base = re.search(r"^FROM python:([0-9]+)\.([0-9]+)\.([0-9]+)-slim-[a-z]+(@sha256:[0-9a-f]{64})?$", dockerfile, re.M)
+    assert base, "the base image is pinned to an exact tag"
+    # The original system's Python, and the one these tests run on: production runs what was tested.
+    assert (int(base[1]), int(base[2])) == (3, 12) == sys.version_info[:2]
+    assert 'requires-python = ">=3.12"' in (ROOT / "pyproject.toml").read_text()
+    for lock in ("requirements.lock", "requirements-dev.lock"):
+        assert "--python-version 3.12 " in (ROOT / lock).read_text().splitlines()[1], f"{lock} is compiled for 3.12"
     assert "pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock" in dockerfile
     lock = (ROOT / "requirements.lock").read_text()
     pinned = re.findall(r"^([a-z0-9_.-]+)==[^ ]+ \\$", lock, flags=re.M)
