@@ -1,4 +1,4 @@
-"""History capture for either dataset: closure episodes and the daily backlog snapshot (tickets.capture_history())."""
+"""History capture for either dataset: closure episodes and the daily backlog snapshot (capture_history(dataset))."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import sys
 
 import psycopg
 
-from fleettickets import locks
+from fleettickets import locks, schema
 from support.oracle import reference_state
 from support.stack import table_state
 from support.streamdata import HEADER, ROOT, change_file, changes, run_subprocess, sample_files, ticket_row
@@ -300,6 +300,9 @@ def test_an_unmigrated_database_says_to_run_the_migrations(empty_db, run_import)
     outcome = run_import("inc", "--status")
     assert outcome.code == 1
     assert outcome.err.strip().endswith("(run the migrations: python run_migrations.py)")
+    # As it says.
+    assert schema.main([]) == 0
+    assert run_import("inc", "--status").code == 0
 
 
 def test_a_missing_variable_is_one_line_naming_it(db, bucket, run_import, monkeypatch):

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -377,7 +378,17 @@ def test_a_deploy_waits_a_bounded_time_behind_a_query_holding_a_view(empty_db, m
                     blocked.stderr)
     assert "FLEETTICKETS_MIGRATION_OBJECT_LOCK_WAIT" in blocked.stderr
     assert snapshot(empty_db) == before
-    assert run_cli("--dir", str(migrations_copy), env=env).returncode == 0
+    # As it says: raise the wait past the query's end (here it ends after a second), and the deploy goes through.
+    with empty_db.connect() as reader:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM tickets.inc_open_sla")
+        ends = threading.Timer(1.0, reader.execute, ("COMMIT",))
+        ends.start()
+        raised = run_cli("--dir", str(migrations_copy),
+                         env={**env, "FLEETTICKETS_MIGRATION_OBJECT_LOCK_WAIT": "30"})
+        ends.join()
+    assert raised.returncode == 0, raised.stderr
+    assert snapshot(empty_db) != before
 
 
 STORAGE_DEPENDENTS = """
