@@ -65,7 +65,7 @@ def stamp(minutes_from_now: float) -> str:
         sourcetime.STAMP_FORMAT)
 
 
-def the_life(db, bucket, s3_server, run_import, monkeypatch, pg_admin_url) -> type[RuleBasedStateMachine]:
+def the_life(db, bucket, s3_server, run_import, monkeypatch, pg_admin_url, pg_cluster) -> type[RuleBasedStateMachine]:
     restored_databases: list[str] = []
 
     class FileLife(RuleBasedStateMachine):
@@ -162,6 +162,25 @@ def the_life(db, bucket, s3_server, run_import, monkeypatch, pg_admin_url) -> ty
             self.a_scheduled_run()
 
         # -- the database -------------------------------------------------------------------------------------
+
+        @precondition(lambda self: pg_cluster is not None and self.model.waiting)
+        @rule(point=st.sampled_from(["mid_copy", "before_commit", "after_commit"]))
+        def postgres_restarts_mid_batch(self, point) -> None:
+            ingests = Ingests()
+            try:
+                process = ingests.start(fault=f"{point}:stop")
+                try:
+                    wait_until_stopped(process, timeout_s=20)
+                except AssertionError:
+                    finish(process)  # nothing reached the point: it ended by itself
+                    return self.a_scheduled_run()
+                pg_cluster.restart(durable=False)
+                process.send_signal(signal.SIGCONT)
+                code, _out, err = finish(process)
+                assert code in (0, 1) and "Traceback" not in err, err
+            finally:
+                ingests.kill_leftovers()
+            self.a_scheduled_run()
 
         @precondition(lambda self: self.backup is None)
         @rule()
@@ -291,12 +310,13 @@ def run_the_life(budget: settings, *fixtures) -> None:
 BUDGET = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
-def test_the_life_of_change_files(db, bucket, s3_server, run_import, monkeypatch, pg_admin_url):
-    run_the_life(settings(max_examples=6, stateful_step_count=12, **BUDGET),
-                 db, bucket, s3_server, run_import, monkeypatch, pg_admin_url)
+def test_the_life_of_change_files(db, bucket, s3_server, run_import, monkeypatch, pg_admin_url, pg_cluster):
+    run_the_life(settings(max_examples=8, stateful_step_count=12, **BUDGET),
+                 db, bucket, s3_server, run_import, monkeypatch, pg_admin_url, pg_cluster)
 
 
 @pytest.mark.slow
-def test_the_life_of_change_files_at_length(db, bucket, s3_server, run_import, monkeypatch, pg_admin_url):
+def test_the_life_of_change_files_at_length(db, bucket, s3_server, run_import, monkeypatch, pg_admin_url,
+                                           pg_cluster):
     run_the_life(settings(max_examples=60, stateful_step_count=30, **BUDGET),
-                 db, bucket, s3_server, run_import, monkeypatch, pg_admin_url)
+                 db, bucket, s3_server, run_import, monkeypatch, pg_admin_url, pg_cluster)
