@@ -49,10 +49,6 @@ class Plan:
     steps: list[Step]
     keys_in_changes: frozenset[str]
     """Every key listed under changes/, change file or not: what the ledger can reconcile against."""
-    not_change_files: tuple[str, ...] = ()
-    """Keys under changes/ that are not change files: left where they are, reported."""
-    held: tuple[str, ...] = ()
-    """Change files stamped further ahead than FUTURE_TOLERANCE: left for a later run, reported."""
 
 
 NOW = "SELECT tickets.clock()"
@@ -64,18 +60,16 @@ def bucket_plan(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket, log:
     fault("after_list")
     with lost_connection_ends_run(conn, "reading the clock"):
         now = _one(conn.execute(NOW).fetchone())
-    stamped, not_change_files, held = [], [], []
+    stamped = []
     for obj in listed:
         kind = sourcetime.classify(dataset.key_pattern, obj.key, now)
         if kind is sourcetime.KeyKind.CHANGE_FILE:
             stamped.append(obj)
         elif kind is sourcetime.KeyKind.AHEAD:
-            held.append(obj.key)
             log.warn(f"holding {obj.key!r}: stamped more than {_hours(sourcetime.FUTURE_TOLERANCE)} ahead of now "
-                     f"({now:%Y-%m-%d %H:%M} EAT); it is applied once its time comes, or deleted if the stamp is "
-                     "wrong")
+                     f"({now.astimezone(sourcetime.EAT):%Y-%m-%d %H:%M} EAT); it is applied once its time comes, "
+                     "or deleted if the stamp is wrong")
         else:
-            not_change_files.append(obj.key)
             log.warn(f"ignoring {obj.key!r}: {kind.value} (expected {dataset.changes_prefix}YYYY-MM-DDTHH-MM-SS.csv, "
                      "a real EAT time); left where it is")
     stamped.sort(key=lambda obj: obj.key)
@@ -112,7 +106,7 @@ def bucket_plan(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket, log:
     steps += [Step(source, Action.APPLY) for source in caught_up]
     # Key order is export order; an archived version of a key was there before the one now in changes/.
     steps.sort(key=lambda step: (step.source.key, step.source.archived_copy is None))
-    return Plan(steps, frozenset(obj.key for obj in listed), tuple(not_change_files), tuple(held))
+    return Plan(steps, frozenset(obj.key for obj in listed))
 
 
 def archived_unknown(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket,

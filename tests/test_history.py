@@ -204,3 +204,14 @@ def test_a_closure_is_credited_to_the_closer_of_its_own_episode_not_an_earlier_o
     closed_by = {entry["name"]: entry["closed_in_window"] for entry in payload["by_team"]
                  if entry["closed_in_window"]}
     assert closed_by == {"Team B": 1}
+
+
+def test_a_clock_stepped_back_between_captures_hides_no_closure(db, run_import, tmp_path):
+    """ingested_at and the last capture's time are wall-clock now() of different transactions: after the capture,
+    the host's clock steps back ten minutes (NTP), and a ticket closed in the meantime must still be seen."""
+    load(run_import, tmp_path, "2026-11-20T09-00-00", version("INC000000000001", "2026-11-20 09:00:00", "assigned"))
+    db.execute("UPDATE tickets.history_captures SET last_captured_at = now() + interval '10 minutes'")
+
+    load(run_import, tmp_path, "2026-11-20T10-00-00", version("INC000000000001", "2026-11-20 10:00:00", "closed"))
+
+    assert [ticket for ticket, _ in events(db)] == ["INC000000000001"]

@@ -29,7 +29,10 @@ BEGIN
     FROM tickets.all_tickets AS t
     LEFT JOIN tickets.closure_watch AS w ON w.ticket_id = t.ticket_id
     WHERE t.dataset = wanted
-      AND (since IS NULL OR t.ingested_at >= since)
+      -- An hour's margin: ingested_at and last_captured_at are wall-clock now() of different
+      -- transactions, and a clock stepped back between them would hide a change. Looking again
+      -- at what was seen costs little: closure_watch makes it a no-op.
+      AND (since IS NULL OR t.ingested_at >= since - interval '1 hour')
       AND w.seen_closed IS DISTINCT FROM (t.bucket = 'closed' AND t.closed_at IS NOT NULL);
 
     INSERT INTO tickets.closure_events (dataset, ticket_id, closed_at, mttr, cluster, assigned_team, owner,
