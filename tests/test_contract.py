@@ -48,6 +48,10 @@ RELATIONS = {
     "tickets.closure_events": {"ticket_id", "closed_at", "assigned_team", "owner"},
 }
 
+REMOVED = {"tickets.history_capture_meta"}
+"""Named in the upgrade notes as gone: they must stay gone, and are the only names the docs may mention that do
+not exist."""
+
 SIGNATURES = """
 SELECT p.pronamespace::regnamespace || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
        pg_get_function_result(p.oid)
@@ -90,4 +94,4 @@ def test_every_schema_qualified_name_the_docs_mention_exists(db):
         UNION SELECT p.pronamespace::regnamespace || '.' || p.proname FROM pg_proc AS p
         WHERE p.pronamespace IN ('tickets'::regnamespace, 'reporting'::regnamespace)""")}
     assert len(mentioned) > 20
-    assert sorted(mentioned - existing) == []
+    assert sorted(mentioned - existing) == sorted(REMOVED)
