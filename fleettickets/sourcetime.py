@@ -1,6 +1,6 @@
 """Time in a change file's name, turned into an instant in one place (the fields' timestamps: tickets.eat_ts()).
 
-Both are data from outside. A key whose stamp is not a real instant
+A key's stamp is data from outside, like any field. A key whose stamp is not a real instant
 (`2026-13-01T06-00-00.csv`) is not a change file; a stamp further ahead of
 now than `FUTURE_TOLERANCE` is held back, never applied and never the
 watermark, until its time comes. Nothing that reads a stored key can fail on
@@ -26,6 +26,7 @@ STAMP_IN_NAME = re.compile(STAMP_PATTERN + r"(?:\.[0-9a-f]+)?\.csv")
 FUTURE_TOLERANCE = dt.timedelta(hours=1)
 """How far ahead of our clock an export stamp may be: the export's clock and ours may differ by minutes, not
 hours. A file stamped later is held in changes/ until then, and reported."""
+
 
 def stamp_time(stamp: str) -> dt.datetime | None:
     """The instant of an export stamp ('2026-11-20T06-00-00'), or None when it names no real time."""
