@@ -146,7 +146,9 @@ class Batch:
 
     def stage(self, source: Source) -> FileCounts:
         """Stage one file in a savepoint; on any error nothing of it stays staged and the error is raised."""
-        if source.size is not None and source.size > self.limits.max_object_bytes:
+        # An archived copy being caught up passed the limit in force when it was applied: the limit guards new
+        # input, and a restored database must not lose a file that an operator once let through.
+        if source.size is not None and source.size > self.limits.max_object_bytes and not source.archived_copy:
             raise RejectedFile(source.key, None,
                                f"{source.size} bytes, over the limit of {self.limits.max_object_bytes} bytes for one "
                                "file: raise FLEETTICKETS_MAX_OBJECT_BYTES, then copy it from rejected/ back to "
