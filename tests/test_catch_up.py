@@ -107,3 +107,21 @@ def test_a_catch_up_cut_short_by_the_run_deadline_goes_on_next_run(db, bucket, r
     assert "files wait for the next run" in first.err
     assert second.code == 0, second.output
     assert table_state(db, "inc") == reference_state(files, "INC")
+
+
+def test_an_archived_file_over_todays_size_limit_is_still_caught_up(db, bucket, run_import, monkeypatch):
+    """The operator raised the limit to let a big file through, then lowered it; the database is rebuilt: the
+    archived copy passed the limit in force when it was applied, and is not lost now."""
+    name = f"{fresh_stamp(30)}.csv"
+    content = change_file(*(ticket_row(f"INC{n:012d}", "2026-11-20 06:00:00") for n in range(20))).encode()
+    upload(bucket, [(name, content)])
+    monkeypatch.setenv("FLEETTICKETS_MAX_OBJECT_BYTES", "10000000")
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+    monkeypatch.setenv("FLEETTICKETS_MAX_OBJECT_BYTES", str(len(content) // 2))
+    db.execute("""TRUNCATE tickets.inc, tickets.ingest_files, tickets.ingest_runs, tickets.rejected_rows;
+                  UPDATE tickets.import_meta SET metadata = '{}'""")
+
+    outcome = run_import("inc", "--from-bucket", "--apply")
+
+    assert outcome.code == 0, outcome.output
+    assert table_state(db, "inc") == reference_state([(name, content)], "INC")
