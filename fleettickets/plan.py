@@ -127,9 +127,12 @@ def archived_unknown(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket,
             named.append((f"{dataset.changes_prefix}{match['stamp']}.csv", obj))
     with lost_connection_ends_run(conn, "reading the ledger"):
         known = ledger.versions_of(conn, dataset, {key for key, _ in named})
+    # A copy in processed/ is a version some run applied: one the ledger does not hold as applied (unknown, or
+    # rejected in a backup taken before an operator put it back) is missing from the tickets.
+    missing = [(key, obj) for key, obj in named
+               if getattr(known.get(key, {}).get(obj.etag), "status", None) != "applied"]
     # Versions of one key in the order they were archived, which is the order they were applied in.
-    unknown = sorted(((key, obj) for key, obj in named if obj.etag not in known.get(key, {})),
-                     key=lambda pair: (pair[0], pair[1].modified))
+    unknown = sorted(missing, key=lambda pair: (pair[0], pair[1].modified))
     return [Source(key, obj.etag, obj.size, _opener(bucket, obj.key, obj.etag), archived_copy=obj.key)
             for key, obj in unknown]
 

@@ -125,3 +125,30 @@ def test_an_archived_file_over_todays_size_limit_is_still_caught_up(db, bucket, 
 
     assert outcome.code == 0, outcome.output
     assert table_state(db, "inc") == reference_state([(name, content)], "INC")
+
+
+def test_a_file_the_backup_holds_as_rejected_but_a_later_run_applied_is_caught_up(db, bucket, run_import, pg_admin_url,
+                                                                                    monkeypatch, tmp_path):
+    """Rejected (over the limit) before the dump; the operator raised the limit and put it back, so it was applied and
+    archived; the dump is restored: its ledger says rejected, the archive says applied, and the archive wins."""
+    name = f"{fresh_stamp(30)}.csv"
+    content = change_file(*(ticket_row(f"INC{n:012d}", "2026-11-20 06:00:00") for n in range(20))).encode()
+    upload(bucket, [(name, content)])
+    monkeypatch.setenv("FLEETTICKETS_MAX_OBJECT_BYTES", str(len(content) // 2))
+    assert run_import("inc", "--from-bucket", "--apply").code == 1
+    dump = tmp_path / "nightly.dump"
+    pg_tool("pg_dump", "--format=custom", f"--file={dump}", db.url)
+    monkeypatch.setenv("FLEETTICKETS_MAX_OBJECT_BYTES", "10000000")
+    bucket.client.copy_object(Bucket=bucket.name, Key=changes("inc", name[:-4]),
+                              CopySource={"Bucket": bucket.name, "Key": f"automations/inc/rejected/{name}"})
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+
+    restored = create_database(pg_admin_url, template="template0")
+    try:
+        pg_tool("pg_restore", f"--dbname={restored.url}", str(dump))
+        monkeypatch.setenv("DATABASE_URL", restored.url)
+        outcome = run_import("inc", "--from-bucket", "--apply")
+        assert outcome.code == 0, outcome.output
+        assert table_state(restored, "inc") == reference_state([(name, content)], "INC")
+    finally:
+        drop_database(pg_admin_url, restored.name)
