@@ -53,6 +53,10 @@ class Plan:
 
 NOW = "SELECT tickets.clock()"
 
+LATE_WINDOW = dt.timedelta(days=1)
+"""How late (below the watermark) an archived file may be stamped and still be caught up after a restore: the
+export's late files come minutes, not days, after their stamp."""
+
 
 def bucket_plan(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket, log: Log, *, reseed: bool) -> Plan:
     """The files of changes/ to act on, oldest first; --reseed applies every one again."""
@@ -78,9 +82,8 @@ def bucket_plan(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket, log:
         watermark = ledger.watermark(conn, dataset)
     caught_up = archived_unknown(conn, dataset, bucket, watermark)
     if caught_up:
-        log.warn(f"catching up from {dataset.processed_prefix}: {len(caught_up)} archived files "
-                 f"{'newer than the watermark ' if watermark else ''}are not in the ledger (a database restored "
-                 "from a backup?); applying them in order")
+        log.warn(f"catching up from {dataset.processed_prefix}: {len(caught_up)} archived files are not in the "
+                 "ledger (a database restored from a backup?); applying them in order")
     with lost_connection_ends_run(conn, "reading the ledger"):
         versions = ledger.versions_of(conn, dataset, (obj.key for obj in stamped))
 
@@ -111,15 +114,17 @@ def bucket_plan(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket, log:
 
 def archived_unknown(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket,
                      watermark: str | None) -> list[Source]:
-    """Versions in processed/ the ledger does not know, from the watermark's stamp on (all of them when nothing
-    was applied yet): what a database restored from an earlier backup, or a new one, has not applied.
+    """Versions in processed/ the ledger does not know, from a day before the watermark's stamp on (all of them
+    when nothing was applied yet): what a database restored from an earlier backup, or a new one, has not applied.
 
     The archive is the source of truth: a copy in processed/ is a version some run applied. Each is named by the
     key it came from (`<stamp>.csv`, or `<stamp>.<etag>.csv` for an earlier version of a rewritten key).
     """
-    stamp = sourcetime.STAMP_IN_NAME.fullmatch(watermark.rpartition("/")[2]) if watermark else None
-    archived = bucket.list(dataset.processed_prefix,
-                           start_after=dataset.processed_prefix + stamp["stamp"] if stamp else None)
+    newest = sourcetime.export_time(watermark) if watermark else None
+    # From a day before the watermark's stamp: a late file (stamped below the watermark) applied after the
+    # backup was taken is archived under its own, earlier stamp.
+    start = (newest - LATE_WINDOW).strftime(sourcetime.STAMP_FORMAT) if newest else None
+    archived = bucket.list(dataset.processed_prefix, start_after=dataset.processed_prefix + start if start else None)
     named = []
     for obj in archived:
         match = sourcetime.STAMP_IN_NAME.fullmatch(obj.key.rpartition("/")[2])
