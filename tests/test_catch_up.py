@@ -3,25 +3,20 @@ processed/, and a database built from nothing out of the bucket alone equals the
 
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
 
 import devstack
-from fleettickets import schema, sourcetime
+from fleettickets import schema
 from support.oracle import reference_state
 from support.stack import create_database, drop_database, table_state
-from support.streamdata import change_file, changes, ticket_row
-
-
-def fresh_stamp(minutes_ago: int) -> str:
-    return (dt.datetime.now(sourcetime.EAT) - dt.timedelta(minutes=minutes_ago)).strftime(sourcetime.STAMP_FORMAT)
+from support.streamdata import change_file, changes, stamp_ago, ticket_row
 
 
 def six_files() -> list[tuple[str, bytes]]:
     """Two files per round, the later ones updating tickets of the earlier ones, in export order."""
     files = []
     for number in range(6):
-        stamp = fresh_stamp(120 - 20 * number)
+        stamp = stamp_ago(120 - 20 * number)
         rows = [ticket_row(f"INC{n:012d}", f"2026-11-20 0{number}:00:00", status=f"Step {number}")
                 for n in range(number * 5, number * 5 + 15)]
         files.append((f"{stamp}.csv", change_file(*rows).encode()))
@@ -111,7 +106,7 @@ def test_a_catch_up_cut_short_by_the_run_deadline_goes_on_next_run(db, bucket, r
 def test_an_archived_file_over_todays_size_limit_is_still_caught_up(db, bucket, run_import, monkeypatch):
     """The operator raised the limit to let a big file through, then lowered it; the database is rebuilt: the
     archived copy passed the limit in force when it was applied, and is not lost now."""
-    name = f"{fresh_stamp(30)}.csv"
+    name = f"{stamp_ago(30)}.csv"
     content = change_file(*(ticket_row(f"INC{n:012d}", "2026-11-20 06:00:00") for n in range(20))).encode()
     upload(bucket, [(name, content)])
     monkeypatch.setenv("FLEETTICKETS_MAX_OBJECT_BYTES", "10000000")
@@ -130,7 +125,7 @@ def test_a_file_the_backup_holds_as_rejected_but_a_later_run_applied_is_caught_u
                                                                                     monkeypatch, tmp_path):
     """Rejected (over the limit) before the dump; the operator raised the limit and put it back, so it was applied and
     archived; the dump is restored: its ledger says rejected, the archive says applied, and the archive wins."""
-    name = f"{fresh_stamp(30)}.csv"
+    name = f"{stamp_ago(30)}.csv"
     content = change_file(*(ticket_row(f"INC{n:012d}", "2026-11-20 06:00:00") for n in range(20))).encode()
     upload(bucket, [(name, content)])
     monkeypatch.setenv("FLEETTICKETS_MAX_OBJECT_BYTES", str(len(content) // 2))

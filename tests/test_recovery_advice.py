@@ -3,19 +3,13 @@ file, and --check is healthy again afterwards."""
 
 from __future__ import annotations
 
-import datetime as dt
-
-from fleettickets import sourcetime
 from support.oracle import reference_state
 from support.stack import table_state
-from support.streamdata import change_file, changes, ticket_row
+from support.streamdata import change_file, changes, stamp_ago, ticket_row
 
 REJECTED = "automations/inc/rejected/"
 
 
-def fresh_stamp() -> str:
-    """A stamp a few minutes old, so --check's freshness rules are met."""
-    return (dt.datetime.now(sourcetime.EAT) - dt.timedelta(minutes=5)).strftime(sourcetime.STAMP_FORMAT)
 
 
 def check(run_import) -> str:
@@ -24,7 +18,7 @@ def check(run_import) -> str:
 
 
 def test_raise_the_size_limit_then_copy_the_file_back_as_the_error_says(db, bucket, run_import, monkeypatch):
-    stamp = fresh_stamp()
+    stamp = stamp_ago(5)
     content = change_file(*(ticket_row(f"INC{n:012d}", "2026-11-20 06:00:00") for n in range(40)))
     bucket.put(changes("inc", stamp), content)
     monkeypatch.setenv("FLEETTICKETS_MAX_OBJECT_BYTES", "2000")
@@ -49,7 +43,7 @@ def test_raise_the_size_limit_then_copy_the_file_back_as_the_error_says(db, buck
 
 
 def test_fix_the_file_and_put_it_back_under_the_same_name_as_the_runbook_says(db, bucket, run_import):
-    stamp = fresh_stamp()
+    stamp = stamp_ago(5)
     bucket.put(changes("inc", stamp), "id,cluster\nINC000000000001,Kilimani\n")
     assert run_import("inc", "--from-bucket", "--apply").code == 1
     assert "no ticket_id column" in bucket.get(f"{REJECTED}{stamp}.csv.error.txt").decode()
@@ -68,7 +62,7 @@ def test_fix_the_file_and_put_it_back_under_the_same_name_as_the_runbook_says(db
 
 
 def test_a_file_put_back_unchanged_is_rejected_again_once_and_stays_a_problem(db, bucket, run_import):
-    stamp = fresh_stamp()
+    stamp = stamp_ago(5)
     bucket.put(changes("inc", stamp), "id,cluster\nINC000000000001,Kilimani\n")
     assert run_import("inc", "--from-bucket", "--apply").code == 1
     bucket.client.copy_object(Bucket=bucket.name, Key=changes("inc", stamp),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import socket
 
 import psycopg
 import pytest
@@ -16,7 +15,7 @@ from support.netproxy import Proxy
 from support.oracle import reference_state
 from support.processes import finish
 from support.stack import table_state
-from support.streamdata import changes, csv_text, ticket_fields
+from support.streamdata import changes, closed_port, csv_text, stamp_ago, ticket_fields
 
 EAT = dt.timezone(dt.timedelta(hours=3))
 
@@ -112,10 +111,6 @@ def test_migrations_wait_a_bounded_time_for_their_lock_and_name_the_holder(db, c
 
 # -- the geocoder under provider failure ------------------------------------------------------------------------
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -272,8 +267,6 @@ def test_no_secret_reaches_any_output_of_any_failing_path(db, bucket, run_import
 
 # -- --check ------------------------------------------------------------------------------------------------------
 
-def now_stamp(minutes_ago: float = 0) -> str:
-    return (dt.datetime.now(EAT) - dt.timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H-%M-%S")
 
 
 def test_export_hours_count_only_between_six_and_nine_in_the_evening():
@@ -288,7 +281,7 @@ def test_export_hours_count_only_between_six_and_nine_in_the_evening():
 
 @pytest.fixture
 def fresh_run(db, bucket, run_import):
-    key = changes("inc", now_stamp(5))
+    key = changes("inc", stamp_ago(5))
     bucket.put(key, csv_text([ticket_fields("INC000000000001")]))
     assert run_import("inc", "--from-bucket", "--apply").code == 0
     return key

@@ -10,7 +10,6 @@ stderr, the run log, the ledger's error column, `.error.txt`, `--status` and
 from __future__ import annotations
 
 import json
-import socket
 import urllib.parse
 
 import pytest
@@ -22,15 +21,11 @@ from psycopg.conninfo import conninfo_to_dict
 from fleettickets import clock, outward
 from support.fake_locationiq import FakeLocationIQ, Scripted
 from support.stack import reset_stack
-from support.streamdata import HEADER, change_file, changes, ticket_row
+from support.streamdata import HEADER, change_file, changes, closed_port, ticket_row
 
 FORGED = "inc: done: 99 files applied\x1b[2K\x1b[1A"
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- finding 2: a raw @ in the database password ------------------------------------------------------------

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from support.stack import SAMPLES
+
+EAT = dt.timezone(dt.timedelta(hours=3))
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = ("ticket_id,raw_status,normalized_status,bucket,is_actionable,cluster,region,location_name,assigned_team,"
@@ -67,3 +71,15 @@ def csv_text(rows: list[dict[str, str]], columns: list[str] = COLUMNS, newline: 
     for row in rows:
         writer.writerow([row.get(column, "") for column in columns])
     return buffer.getvalue()
+
+
+def stamp_ago(minutes: float = 0) -> str:
+    """A change file's stamp this many minutes before now, in EAT (fresh enough for --check when small)."""
+    return (dt.datetime.now(EAT) - dt.timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H-%M-%S")
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: a server that is down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
