@@ -56,6 +56,7 @@ SELECT key, etag, status, archived_at IS NOT NULL FROM tickets.ingest_files WHER
 """
 
 WATERMARK = "SELECT metadata->>'source_max_key' FROM tickets.import_meta WHERE dataset = %s"
+ADOPTED_THROUGH = "SELECT metadata->>'adopted_through' FROM tickets.import_meta WHERE dataset = %s"
 
 MARK_ARCHIVED = "UPDATE tickets.ingest_files SET archived_at = now() WHERE dataset = %s AND key = %s AND etag = %s"
 
@@ -149,6 +150,13 @@ def applied_after(conn: psycopg.Connection, dataset: Dataset, keys: Iterable[str
 
 def watermark(conn: psycopg.Connection, dataset: Dataset) -> str | None:
     row = conn.execute(WATERMARK, (dataset.name,)).fetchone()
+    return row[0] if row else None
+
+
+def adopted_through(conn: psycopg.Connection, dataset: Dataset) -> str | None:
+    """The original importer's watermark when this database was adopted (run_migrations.py --baseline): it
+    applied and archived every file up to it, and none of them is in this ledger."""
+    row = conn.execute(ADOPTED_THROUGH, (dataset.name,)).fetchone()
     return row[0] if row else None
 
 

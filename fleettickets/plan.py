@@ -116,6 +116,7 @@ def archived_unknown(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket,
                      watermark: str | None) -> list[Source]:
     """Versions in processed/ the ledger does not know, from a day before the watermark's stamp on (all of them
     when nothing was applied yet): what a database restored from an earlier backup, or a new one, has not applied.
+    In a database adopted from the original system, none at or below the watermark it carried over.
 
     The archive is the source of truth: a copy in processed/ is a version some run applied. Each is named by the
     key it came from (`<stamp>.csv`, or `<stamp>.<etag>.csv` for an earlier version of a rewritten key).
@@ -131,6 +132,10 @@ def archived_unknown(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket,
         if match:
             named.append((f"{dataset.changes_prefix}{match['stamp']}.csv", obj))
     with lost_connection_ends_run(conn, "reading the ledger"):
+        adopted = ledger.adopted_through(conn, dataset)
+        if adopted:
+            # The original importer's files: applied and archived by it before this database was adopted.
+            named = [(key, obj) for key, obj in named if key > adopted]
         known = ledger.versions_of(conn, dataset, {key for key, _ in named})
     # A copy in processed/ is a version some run applied: one the ledger does not hold as applied (unknown, or
     # rejected in a backup taken before an operator put it back) is missing from the tickets.

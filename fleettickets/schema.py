@@ -3,6 +3,7 @@
     python run_migrations.py            apply what is pending
     python run_migrations.py --status   list applied and pending files, and whether the read layer is current
     python run_migrations.py --roles    the least-privilege roles (once, by a DBA)
+    python run_migrations.py --baseline adopt a database the original system built (fleettickets/baseline.py)
 
 migrations/NN_name.sql are history: tables, columns, indexes, data moves,
 DROPs, and the functions something stored depends on. Each is applied once
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import psycopg
 
-from fleettickets import database, edge, locks, settings
+from fleettickets import baseline, database, edge, locks, outward, settings
 from fleettickets.errors import FleetError
 from fleettickets.log import Log
 
@@ -79,6 +80,7 @@ class Tree:
 
     versioned: list[SqlFile]
     read: list[SqlFile]
+    directory: Path = MIGRATIONS_DIR
 
 
 def read_object(name: str) -> str:
@@ -96,7 +98,8 @@ def discover(directory: Path = MIGRATIONS_DIR) -> Tree:
     if not read_directory.is_dir():
         raise MigrationError(f"read layer folder {read_directory} does not exist")
     return Tree(_numbered(directory, VERSIONED_NAME, "NN_lowercase_name.sql"),
-                _numbered(read_directory, READ_NAME, "NN_tickets.object.sql or NN_reporting.object.sql"))
+                _numbered(read_directory, READ_NAME, "NN_tickets.object.sql or NN_reporting.object.sql"),
+                directory)
 
 
 def _numbered(directory: Path, pattern: re.Pattern[str], form: str) -> list[SqlFile]:
@@ -211,12 +214,14 @@ def read_layer_state(conn: psycopg.Connection, read_files: Sequence[SqlFile]) ->
         gone=tuple(sorted({read_object(name) for name in recorded} - defined)))
 
 
-def migrate(conn: psycopg.Connection, tree: Tree, say: Callable[[str], None] = print) -> int:
+def migrate(conn: psycopg.Connection, tree: Tree, say: Callable[[str], None] = print, *,
+            adopt: bool = False) -> int:
     """Apply the pending versioned files and, when needed, the read layer, in one transaction.
 
     Returns how many versioned files were applied. Once `--roles` has handed the schemas to
     fleettickets_owner, the deploy runs as that role (so what it creates is the owner's) and ends by applying
-    the grants (so what it creates is granted).
+    the grants (so what it creates is granted). With `adopt` (--baseline), a database the original system built
+    first has its 01–13 compared and recorded as baselined (fleettickets/baseline.py), in the same transaction.
     """
     locks.lock(conn, "migrations", wait_s=settings.number("FLEETTICKETS_MIGRATION_LOCK_WAIT", float))
     object_wait_s = settings.number("FLEETTICKETS_MIGRATION_OBJECT_LOCK_WAIT", float)
@@ -226,7 +231,12 @@ def migrate(conn: psycopg.Connection, tree: Tree, say: Callable[[str], None] = p
             conn.execute(BOUND_OBJECT_WAIT, (f"{round(object_wait_s * 1000)}ms",))
             if as_owner:
                 _become_owner(conn)
+            _check_adoption(conn, adopt)
+            adoption = baseline.examine(conn, tree.directory, [(m.name, m.checksum) for m in tree.versioned],
+                                        say) if adopt else None
             conn.execute(TRACKING_DDL)
+            if adoption:
+                baseline.record(conn, adoption, say)
             todo = pending(conn, tree.versioned)
             for migration in todo:
                 elapsed_ms = _run_file(conn, migration, migration.name, object_wait_s)
@@ -243,6 +253,25 @@ def migrate(conn: psycopg.Connection, tree: Tree, say: Callable[[str], None] = p
         return len(todo)
     finally:
         locks.unlock(conn, "migrations")
+
+
+def _check_adoption(conn: psycopg.Connection, adopt: bool) -> None:
+    """A database with objects but none of our tracking was built by another runner: only --baseline deploys it;
+    --baseline deploys nothing else."""
+    tracked, _read = _tracking(conn)
+    built_elsewhere = not tracked and baseline.objects_present(conn)
+    if built_elsewhere and not adopt:
+        raise MigrationError(
+            "this database has fleettickets' objects but no tickets.schema_migrations: another runner built it "
+            "(the original system's?). Adopt it with python run_migrations.py --baseline (see \"Cutover from the "
+            "original system\" in docs/deployment-and-operations.md); nothing was changed")
+    if adopt and tracked:
+        raise baseline.BaselineRefused("this database is already deployed by this runner "
+                                       "(tickets.schema_migrations exists): run python run_migrations.py without "
+                                       "--baseline; nothing was changed")
+    if adopt and not built_elsewhere:
+        raise baseline.BaselineRefused("there is nothing to adopt here (no tickets or reporting objects): deploy "
+                                       "an empty database with python run_migrations.py; nothing was changed")
 
 
 def _apply_read_layer(conn: psycopg.Connection, read_files: Sequence[SqlFile], layer: ReadLayerState,
@@ -293,17 +322,27 @@ def _become_owner(conn: psycopg.Connection) -> None:
                              "DATABASE_URL an ingest login; see docs/deployment-and-operations.md)") from None
 
 
-def apply_roles(conn: psycopg.Connection, say: Callable[[str], None] = print) -> None:
-    """--roles: the group roles, the schemas handed to fleettickets_owner, the grants; safe to run again."""
+def apply_roles(conn: psycopg.Connection, tree: Tree, say: Callable[[str], None] = print) -> None:
+    """--roles: the group roles, the schemas handed to fleettickets_owner, the grants; safe to run again.
+
+    On a database not yet at this tree's schema (the original system's, before --baseline) the grants name
+    tables that do not exist yet: the deploy that brings them applies the grants at its end."""
+    deployed = _tracking(conn)[0] and not pending(conn, tree.versioned)
     try:
         with conn.transaction():
             conn.execute(CREATE_ROLES.read_text(encoding="utf-8"))
-            conn.execute(GRANTS.read_text(encoding="utf-8"))
+            if deployed:
+                conn.execute(GRANTS.read_text(encoding="utf-8"))
     except psycopg.Error as error:
         raise MigrationError(f"--roles failed and was rolled back (it needs a role with CREATEROLE that owns the "
                              f"schemas, or a superuser): {database.describe_error(error)}") from None
-    say("Roles fleettickets_owner, fleettickets_ingest, fleettickets_reader in place; tickets and reporting owned "
-        "by fleettickets_owner; grants applied; CREATE on schema public revoked from PUBLIC.")
+    if deployed:
+        say("Roles fleettickets_owner, fleettickets_ingest, fleettickets_reader in place; tickets and reporting "
+            "owned by fleettickets_owner; grants applied; CREATE on schema public revoked from PUBLIC.")
+    else:
+        say("Roles fleettickets_owner, fleettickets_ingest, fleettickets_reader in place; tickets and reporting "
+            "owned by fleettickets_owner. The schema is not at this release yet: the next deploy (run as a member "
+            "of fleettickets_owner) applies the grants when it has made the tables they name.")
     writers = [name for (name,) in conn.execute(PUBLIC_WRITERS).fetchall()]
     if writers:
         say(f"warning: schema public is writable by {', '.join(writers)}: a function planted there runs for any code "
@@ -316,10 +355,14 @@ def apply_roles(conn: psycopg.Connection, say: Callable[[str], None] = print) ->
 
 
 def print_status(conn: psycopg.Connection, tree: Tree) -> None:
+    if not _tracking(conn)[0] and baseline.objects_present(conn):
+        print_adoption(conn, tree)
+        return
     applied = applied_checksums(conn)
+    adopted = baseline.baselined(conn)
     waiting = [m for m in tree.versioned if m.name not in applied]
     for migration in tree.versioned:
-        state = "pending" if migration in waiting else "applied"
+        state = "pending" if migration in waiting else "baselined" if migration.name in adopted else "applied"
         print(f"{state:8} {migration.name}")
     layer = read_layer_state(conn, tree.read)
     if layer.current:
@@ -334,6 +377,23 @@ def print_status(conn: psycopg.Connection, tree: Tree) -> None:
         print(f"  removed  {gone}: its file is gone, the object stays (a versioned migration drops it)")
 
 
+def print_adoption(conn: psycopg.Connection, tree: Tree) -> None:
+    """--status on a database another runner built: what --baseline would find, changing nothing."""
+    manifest = baseline.Manifest.load(tree.directory)
+    differences = baseline.compare(manifest, baseline.snapshot(conn))
+    print("not deployed by this runner (no tickets.schema_migrations): another runner built this database. "
+          "Compared with what migrations 01–13 make:")
+    for difference in differences:
+        print(f"  {'refused' if difference.refused else 'note':8} {outward.line(difference.describe())}")
+    if any(d.refused for d in differences):
+        print("--baseline would refuse: structure that holds data differs (marked refused)")
+        return
+    rest = [m.name for m in tree.versioned if m.name not in manifest.files]
+    print(f"{'the same' if not differences else 'no difference in structure that holds data'}: --baseline would "
+          f"record {len(manifest.files)} files as baselined, carry the watermark over and apply {len(rest)} "
+          "(" + (f"{rest[0]} … {rest[-1]}" if rest else "none") + ") and the read layer")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run_migrations.py", description=__doc__.splitlines()[0])
     parser.add_argument("--status", action="store_true",
@@ -342,6 +402,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--roles", action="store_true",
                         help="create the group roles fleettickets_owner/_ingest/_reader (NOLOGIN), hand the schemas "
                              "to fleettickets_owner and apply the grants; run once by a DBA, safe to repeat")
+    parser.add_argument("--baseline", action="store_true",
+                        help="adopt a database the original system built (its migrations 01-13, none of our "
+                             "tracking): compare it with what 01-13 make, refuse if structure that holds data "
+                             "differs, else record 01-13 as baselined, carry the importer's watermark over and "
+                             "apply the rest; one transaction")
     parser.add_argument("--dir", type=Path, default=MIGRATIONS_DIR,
                         help="migrations folder, with the read layer in its read/ (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -352,9 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.status:
                 print_status(conn, tree)
             elif args.roles:
-                apply_roles(conn)
+                apply_roles(conn, tree)
             else:
-                migrate(conn, tree)
+                migrate(conn, tree, adopt=args.baseline)
         return edge.EXIT_OK
 
     return edge.run(Log("run_migrations"), body, interrupted="a deploy is one transaction: nothing of an "
