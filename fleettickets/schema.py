@@ -146,6 +146,21 @@ WHERE r.rolcanlogin AND pg_has_role(r.oid, 'fleettickets_reader', 'MEMBER') AND 
                     AND setting LIKE 'statement_timeout=%' AND setting NOT IN ('statement_timeout=0'))
 ORDER BY 1
 """
+# Rights a role holds of its own on our objects bypass the three groups: the original system's map login, say,
+# granted SELECT on the tables before the roles existed keeps reading them after.
+DIRECT_GRANTEES = """
+SELECT DISTINCT r.rolname FROM (
+    SELECT (aclexplode(n.nspacl)).grantee FROM pg_namespace AS n WHERE n.nspname IN ('tickets', 'reporting')
+    UNION ALL
+    SELECT (aclexplode(c.relacl)).grantee FROM pg_class AS c
+    WHERE c.relnamespace::regnamespace::text IN ('tickets', 'reporting')
+    UNION ALL
+    SELECT (aclexplode(p.proacl)).grantee FROM pg_proc AS p
+    WHERE p.pronamespace::regnamespace::text IN ('tickets', 'reporting')
+) AS granted JOIN pg_roles AS r ON r.oid = granted.grantee
+WHERE NOT r.rolsuper AND r.rolname NOT IN ('fleettickets_owner', 'fleettickets_ingest', 'fleettickets_reader')
+ORDER BY 1
+"""
 TRACKED = """
 SELECT to_regclass('tickets.schema_migrations') IS NOT NULL, to_regclass('tickets.schema_read_layer') IS NOT NULL
 """
@@ -348,6 +363,12 @@ def apply_roles(conn: psycopg.Connection, tree: Tree, say: Callable[[str], None]
         say(f"warning: schema public is writable by {', '.join(writers)}: a function planted there runs for any code "
             "that searches public. The reporting functions search only pg_catalog; other apps' code may not: "
             "REVOKE CREATE ON SCHEMA public FROM each of them unless it must create there.")
+    for role in (name for (name,) in conn.execute(DIRECT_GRANTEES).fetchall()):
+        say(f"warning: {role} holds rights of its own on tickets or reporting, outside the three roles (granted "
+            f"before they existed?): REVOKE ALL ON SCHEMA tickets, reporting FROM {role}; REVOKE ALL ON ALL TABLES "
+            f"IN SCHEMA tickets, reporting FROM {role}; REVOKE ALL ON ALL SEQUENCES IN SCHEMA tickets, reporting "
+            f"FROM {role}; REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tickets, reporting FROM {role} (then make it a "
+            "member of the role it needs)")
     for login in (name for (name,) in conn.execute(UNBOUNDED_READERS).fetchall()):
         say(f"warning: {login} calls the reporting functions with no time limit of its own: "
             f"ALTER ROLE {login} SET statement_timeout = '30s' (a limit on a function or a group role does not "

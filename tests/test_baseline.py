@@ -107,6 +107,7 @@ def test_an_adopted_database_applies_only_what_the_original_importer_had_not(ori
     for name, content in waiting:
         bucket.put(changes("inc", name[:-4]), content)
     tickets_before = original_db.scalar("SELECT count(*) FROM tickets.inc")
+    assert "apply 8 (14_geocoding.sql … 21_cluster_alias_keys_unique.sql)" in run_migrations(["--status"]).stdout
 
     refused = run_migrations([])
     assert refused.returncode == 1
@@ -223,38 +224,58 @@ def test_baseline_refuses_a_database_this_runner_deployed_and_an_empty_one(db, e
 
 def test_the_cutover_runbook_keeps_the_map_answering_and_ends_with_least_privilege(original_db, bucket, run_import,
                                                                                     monkeypatch):
-    """The runbook's order: --roles on the original database, the map's login into fleettickets_reader, then
-    --baseline as a member of fleettickets_owner, then the ingest as an ingest login."""
-    suffix = f"{os.getpid()}_{original_db.name[-4:]}"
-    logins = {"owner": f"ft_cut_owner_{suffix}", "ingest": f"ft_cut_ingest_{suffix}",
-              "reader": f"ft_cut_map_{suffix}"}
+    """docs/deployment-and-operations.md, "Cutover from the original system", steps 3 to 6 as written."""
+    suffix = f"{os.getpid()}_{original_db.name.rsplit('_', 1)[1]}"
+    map_login = f"ft_cut_map_{suffix}"
+    logins = {"owner": f"ft_cut_owner_{suffix}", "ingest": f"ft_cut_ingest_{suffix}"}
+    with original_db.connect() as conn:  # the map as the original system had it: its own grants
+        conn.execute(sql.SQL("CREATE ROLE {0} LOGIN; GRANT USAGE ON SCHEMA tickets, reporting TO {0}; "
+                             "GRANT SELECT ON ALL TABLES IN SCHEMA tickets TO {0}").format(sql.Identifier(map_login)))
+    map_url = psycopg.conninfo.make_conninfo(original_db.url, user=map_login)
+
+    def the_map_answers() -> bool:
+        with psycopg.connect(map_url) as conn:
+            return conn.execute("SELECT reporting.fn_tickets_for_map()->>'type'").fetchone() == ("FeatureCollection",)
+
     try:
-        roles = run_migrations(["--roles"])
+        assert the_map_answers()
+        roles = run_migrations(["--roles"])  # step 3
         assert roles.returncode == 0, roles.stderr
         assert "the next deploy" in roles.stdout and "applies the grants" in roles.stdout
         with original_db.connect() as conn:
             for group, login in logins.items():
                 conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(
                     sql.Identifier(login), sql.Identifier(f"fleettickets_{group}")))
+            conn.execute(sql.SQL("GRANT fleettickets_reader TO {0}; ALTER ROLE {0} SET statement_timeout = '30s'")
+                         .format(sql.Identifier(map_login)))
         urls = {group: psycopg.conninfo.make_conninfo(original_db.url, user=login) for group, login in logins.items()}
+        as_owner = {"MIGRATION_DATABASE_URL": urls["owner"]}
+        assert "--baseline would record 13 files as baselined" in run_migrations(["--status"], env=as_owner).stdout
 
-        adopted = run_migrations(["--baseline"], env={"MIGRATION_DATABASE_URL": urls["owner"]})
+        adopted = run_migrations(["--baseline"], env=as_owner)  # step 5
 
         assert adopted.returncode == 0, adopted.stderr
-        with psycopg.connect(urls["reader"]) as conn:
-            assert conn.execute("SELECT reporting.fn_tickets_for_map()->>'type'").fetchone() == ("FeatureCollection",)
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute("SELECT count(*) FROM tickets.inc")
+        assert the_map_answers()
+        again = run_migrations(["--roles"])
+        assert again.returncode == 0 and "grants applied" in again.stdout
+        advice = f"warning: {map_login} holds rights of its own on tickets or reporting"
+        assert advice in again.stdout
+        revoke = again.stdout.split(advice)[1].split("(granted before they existed?): ")[1].split(" (then")[0]
+        original_db.execute(revoke)
+        assert "warning" not in run_migrations(["--roles"]).stdout
+        assert the_map_answers()
+        with psycopg.connect(map_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM tickets.inc")
         bucket.put(changes("inc", stamp_ago(5)), change_file(ticket_row("INC000000000077", "2026-11-20 10:00:00")))
         monkeypatch.setenv("DATABASE_URL", urls["ingest"])
-        outcome = run_import("inc", "--from-bucket", "--apply")
+        outcome = run_import("inc", "--from-bucket", "--apply")  # step 6
         assert outcome.code == 0, outcome.output
         assert original_db.scalar("SELECT count(*) FROM tickets.inc") == 1
         assert original_db.scalar("SELECT pg_get_userbyid(relowner) FROM pg_class "
                                   "WHERE oid = 'tickets.ingest_batches'::regclass") == "fleettickets_owner"
     finally:
         with original_db.connect() as conn:
-            for login in logins.values():
+            for login in [*logins.values(), map_login]:
                 conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(login)))
                 conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
 
