@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ KEY = "pk.test-secret-key-0123456789"
 KILIMANI = (-1.2893, 36.7833)
 NEAR_KILIMANI = (-1.2990, 36.7600)   # ~2.8 km away
 FAR_FROM_KILIMANI = (-1.0300, 37.0700)  # ~43 km away: Thika has a Lenana Rd too
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -272,3 +274,30 @@ def test_results_paid_for_are_kept_when_the_run_then_fails(db, geocoder, run_imp
     assert outcome.code == 1
     assert db.query("SELECT cluster, status FROM tickets.geo_clusters") == [("Karen", "ok")]
     assert db.scalar("SELECT requests FROM tickets.geocode_budget") == 2
+
+
+def test_the_retry_schedule_the_implementation_record_states_is_what_a_failing_provider_meets(
+        db, geocoder, run_import, tmp_path, monkeypatch):
+    record = (ROOT / "docs" / "implementation.md").read_text()
+    stated = re.search(r"5xx, timeouts and connection failures: wait ([0-9, ]+) s and retry,\s+(\d+) attempts in "
+                       r"all, then cache as `error`", record)
+    windows = re.search(r"wait (\d+) s \(second window\) or (\d+) s \(minute window\)", record)
+    assert stated and windows, "docs/implementation.md no longer states the geocoder's retry schedule"
+    waits, attempts = [float(w) for w in stated[1].split(",")], int(stated[2])
+    monkeypatch.setenv("GEOCODER_MAX_FAILURES", str(attempts + 1))
+    load(run_import, tmp_path, "inc", open_ticket("INC000000000001"))
+    geocoder.script = [Scripted(503, "Service Unavailable") for _ in range(attempts)]
+
+    failed = run_import("inc", "--geocode-clusters", "--apply")
+
+    assert failed.code == 1 and f"server error HTTP 503 after {attempts} attempts" in failed.err
+    assert len(geocoder.requests) == attempts
+    assert geocoder.waits == waits
+    assert db.scalar("SELECT status FROM tickets.geo_clusters") == "error"
+
+    geocoder.waits.clear()
+    geocoder.places = {"Karen": KILIMANI}
+    load(run_import, tmp_path, "inc", open_ticket("INC000000000002", cluster="Karen"))
+    geocoder.script = [Scripted(429, "Rate Limited Second"), Scripted(429, "Rate Limited Minute")]
+    assert run_import("inc", "--geocode-clusters", "--apply").code == 0
+    assert geocoder.waits == [float(windows[1]), float(windows[2])]
