@@ -106,7 +106,9 @@ RECORD_APPLIED = "INSERT INTO tickets.schema_migrations (name, checksum, duratio
 BASELINED = "SELECT name FROM tickets.schema_baseline"
 HAS_BASELINE = "SELECT to_regclass('tickets.schema_baseline') IS NOT NULL"
 
-WATERMARKS = "SELECT dataset, metadata->>'source_max_key' FROM tickets.import_meta ORDER BY dataset"
+WATERMARKS = """
+SELECT dataset, metadata->>'source_max_key' FROM tickets.import_meta WHERE dataset IN ('inc', 'crq') ORDER BY dataset
+"""
 # adopted_through: the original importer applied every file up to it and archived it to processed/; catching up
 # from the archive (plan.archived_unknown) starts above it, so none of those files is applied a second time.
 CARRY_WATERMARK = """
@@ -309,7 +311,7 @@ def _carried_watermarks(conn: psycopg.Connection) -> list[tuple[str, str]]:
     for dataset, value in conn.execute(WATERMARKS).fetchall():
         if value is None:
             continue
-        key = normalized_watermark(dataset, value) if dataset in {"inc", "crq"} else None
+        key = normalized_watermark(dataset, value)
         if key is None:
             unreadable.append(f"{dataset}: {value!r}")
         else:

@@ -121,6 +121,8 @@ def test_an_adopted_database_applies_only_what_the_original_importer_had_not(ori
     assert f"watermark {changes('inc', applied_before[-1][0][:-4])} carried over" in adopted.stdout
     assert "Applying 14_geocoding.sql" in adopted.stdout and "Applying the read layer" in adopted.stdout
     assert original_db.scalar("SELECT count(*) FROM tickets.inc") == tickets_before
+    status = run_import("inc", "--status")
+    assert status.code == 0, status.output
     outcome = run_import("inc", "--from-bucket", "--apply")
     assert outcome.code == 0, outcome.output
     assert "catching up" not in outcome.err

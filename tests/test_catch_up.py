@@ -146,3 +146,27 @@ def test_a_file_the_backup_holds_as_rejected_but_a_later_run_applied_is_caught_u
         assert table_state(restored, "inc") == reference_state([(name, content)], "INC")
     finally:
         drop_database(pg_admin_url, restored.name)
+
+
+def test_a_late_file_applied_after_the_backup_is_caught_up_although_stamped_below_the_watermark(
+        db, bucket, run_import, pg_admin_url, monkeypatch, tmp_path):
+    """The watermark in the dump is the newest stamp; a late file stamped below it (by less than LATE_WINDOW) was
+    applied after the dump and archived under its own stamp: listing processed/ from the watermark would miss it."""
+    newest = (f"{stamp_ago(60)}.csv", change_file(ticket_row("INC000000000001", "2026-11-20 06:00:00")).encode())
+    upload(bucket, [newest])
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+    dump = tmp_path / "nightly.dump"
+    pg_tool("pg_dump", "--format=custom", f"--file={dump}", db.url)
+    late = (f"{stamp_ago(60 + 12 * 60)}.csv", change_file(ticket_row("INC000000000002", "2026-11-20 05:00:00")).encode())
+    upload(bucket, [late])
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+
+    restored = create_database(pg_admin_url, template="template0")
+    try:
+        pg_tool("pg_restore", f"--dbname={restored.url}", str(dump))
+        monkeypatch.setenv("DATABASE_URL", restored.url)
+        outcome = run_import("inc", "--from-bucket", "--apply")
+        assert outcome.code == 0, outcome.output
+        assert table_state(restored, "inc") == reference_state([newest, late], "INC")
+    finally:
+        drop_database(pg_admin_url, restored.name)
