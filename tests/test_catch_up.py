@@ -157,7 +157,8 @@ def test_a_late_file_applied_after_the_backup_is_caught_up_although_stamped_belo
     assert run_import("inc", "--from-bucket", "--apply").code == 0
     dump = tmp_path / "nightly.dump"
     pg_tool("pg_dump", "--format=custom", f"--file={dump}", db.url)
-    late = (f"{stamp_ago(60 + 12 * 60)}.csv", change_file(ticket_row("INC000000000002", "2026-11-20 05:00:00")).encode())
+    late = (f"{stamp_ago(60 + 12 * 60)}.csv",
+            change_file(ticket_row("INC000000000002", "2026-11-20 05:00:00")).encode())
     upload(bucket, [late])
     assert run_import("inc", "--from-bucket", "--apply").code == 0
 
