@@ -15,7 +15,6 @@ not let the deploy's login create one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,10 +28,12 @@ from fleettickets.errors import FleetError
 
 MANIFEST_NAME = "baseline/01-13.json"
 
+PARTS_OF_TABLES = frozenset({"column", "constraint", "trigger", "index"})
 DATA_BEARING_KINDS = frozenset({"schema", "extension", "table", "column", "constraint"})
-"""Structure that holds or admits rows: a difference there changes what the data is or which rows fit. Views,
-functions, triggers and non-unique indexes hold no data: a later migration or the read layer redefines most
-of them, and a difference there is printed, not refused."""
+"""Structure that holds or admits rows: a difference there changes what the data is or which rows fit (so do a
+unique index and an immutable function, which generated columns compute with). Views, other functions,
+triggers and plain indexes hold no data: a later migration or the read layer redefines most of them, and a
+difference there is printed, not refused."""
 
 # One row per object of the two schemas, named without object ids so two databases compare by name. The path is
 # fixed while it runs: the catalog's deparsers qualify a name by what the path finds.
@@ -171,10 +172,6 @@ def objects_present(conn: psycopg.Connection) -> bool:
     return bool(row and row[0])
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @dataclass(frozen=True)
 class Difference:
     key: str
@@ -194,11 +191,14 @@ class Difference:
     def refused(self) -> bool:
         """Data-bearing: the data or what it admits would differ. An object 01–13 do not make is refused only
         inside a table they make (a column, a constraint, a unique index): data we would not know of."""
-        unique_index = self.kind == "index" and any("CREATE UNIQUE INDEX" in (d or "") for d in (self.live,
-                                                                                                  self.expected))
+        sides = (self.live or "", self.expected or "")
+        unique_index = self.kind == "index" and any("CREATE UNIQUE INDEX" in side for side in sides)
         if self.expected is None:
             return self.kind in {"column", "constraint"} or unique_index
-        return self.kind in DATA_BEARING_KINDS or unique_index
+        # Generated columns and index expressions can only call immutable functions: one of those that differs
+        # computes the stored values differently.
+        computes_stored = self.kind == "function" and any(" immutable" in side for side in sides)
+        return self.kind in DATA_BEARING_KINDS or unique_index or computes_stored
 
     def describe(self) -> str:
         if self.live is None:
@@ -224,9 +224,6 @@ def compare(manifest: Manifest, live: dict[str, str]) -> list[Difference]:
     return [d for d in differences
             if d.kind not in PARTS_OF_TABLES
             or (_table_of(d) in made_tables and _table_of(d) not in missing_tables)]
-
-
-PARTS_OF_TABLES = frozenset({"column", "constraint", "trigger", "index"})
 
 
 def _table_of(difference: Difference) -> str:

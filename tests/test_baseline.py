@@ -158,7 +158,11 @@ def test_an_adopted_database_has_the_schema_a_fresh_deploy_makes(original_db, db
     ("ALTER TABLE tickets.inc DROP CONSTRAINT inc_geo_source_check",
      ["constraint tickets.inc inc_geo_source_check: missing (made by 01_tickets_schema.sql"]),
     ("DROP TABLE tickets.rejected_rows", ["table tickets.rejected_rows: missing (made by 11_ingest_ledger.sql"]),
-], ids=["missing column and another type", "extra column", "missing check", "missing table"])
+    ("CREATE OR REPLACE FUNCTION tickets.to_bool(p text) RETURNS boolean LANGUAGE sql IMMUTABLE "
+     "AS $$ SELECT p = 'yes' $$",
+     ["function tickets.to_bool(text): here returns boolean language sql immutable body md5"]),
+], ids=["missing column and another type", "extra column", "missing check", "missing table",
+        "a function generated columns compute with"])
 def test_a_database_whose_structure_differs_is_refused_naming_each_difference(original_db, change, named):
     original_db.execute(change)
     before = catalog_of(original_db)
@@ -177,15 +181,15 @@ def test_a_database_whose_structure_differs_is_refused_naming_each_difference(or
 
 def test_differences_that_hold_no_data_are_printed_and_the_adoption_goes_on(original_db):
     original_db.execute("""
-        CREATE OR REPLACE FUNCTION tickets.strip_network_codes(p_location text) RETURNS text
-            LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT p_location $$;
+        CREATE OR REPLACE FUNCTION reporting.fn_tickets_for_map() RETURNS jsonb LANGUAGE sql STABLE
+            AS $$ SELECT '{}'::jsonb $$;
         DROP INDEX tickets.inc_ingested_at_idx;
         CREATE TABLE tickets.original_runner_log (name text);""")
 
     outcome = run_migrations(["--baseline"])
 
     assert outcome.returncode == 0, outcome.stderr
-    for line in ("note: function tickets.strip_network_codes(text): here returns text language sql immutable body md5",
+    for line in ("note: function reporting.fn_tickets_for_map(): here returns jsonb language sql stable body md5",
                  "note: index tickets.inc_ingested_at_idx: missing (made by 10_inc_history_capture.sql",
                  "note: table tickets.original_runner_log: not made by migrations 01–13"):
         assert line in outcome.stdout
