@@ -15,6 +15,7 @@ not let the deploy's login create one.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -107,6 +108,7 @@ RECORD_APPLIED = "INSERT INTO tickets.schema_migrations (name, checksum, duratio
 BASELINED = "SELECT name FROM tickets.schema_baseline"
 HAS_BASELINE = "SELECT to_regclass('tickets.schema_baseline') IS NOT NULL"
 
+NOW = "SELECT tickets.clock()"
 WATERMARKS = """
 SELECT dataset, metadata->>'source_max_key' FROM tickets.import_meta WHERE dataset IN ('inc', 'crq') ORDER BY dataset
 """
@@ -236,13 +238,13 @@ def _table_of(difference: Difference) -> str:
     return on.removeprefix("ONLY ").strip()
 
 
-def normalized_watermark(dataset: str, value: str) -> str | None:
+def normalized_watermark(dataset: str, value: str, now: dt.datetime) -> str | None:
     """The original importer's watermark as our key form (a bare file name or stamp gets the dataset's prefix);
-    None when it names no change file."""
+    None when it names no change file, or one stamped ahead of now (which no importer could have applied)."""
     layout = Dataset.standard(dataset)
     stamp = value.removeprefix(layout.changes_prefix).removesuffix(".csv")
     key = f"{layout.changes_prefix}{stamp}.csv"
-    if layout.key_pattern.fullmatch(key) and sourcetime.export_time(key) is not None:
+    if sourcetime.classify(layout.key_pattern, key, now) is sourcetime.KeyKind.CHANGE_FILE:
         return key
     return None
 
@@ -305,17 +307,20 @@ def record(conn: psycopg.Connection, adoption: Adoption, say: Callable[[str], No
 
 def _carried_watermarks(conn: psycopg.Connection) -> list[tuple[str, str]]:
     carried, unreadable = [], []
+    now_row = conn.execute(NOW).fetchone()
+    assert now_row is not None
     for dataset, value in conn.execute(WATERMARKS).fetchall():
         if value is None:
             continue
-        key = normalized_watermark(dataset, value)
+        key = normalized_watermark(dataset, value, now_row[0])
         if key is None:
             unreadable.append(f"{dataset}: {value!r}")
         else:
             carried.append((dataset, key))
     if unreadable:
         raise BaselineRefused(
-            f"the original importer's watermark names no change file ({outward.line('; '.join(unreadable))}): "
+            f"the original importer's watermark names no change file of a past time "
+            f"({outward.line('; '.join(unreadable))}): "
             "nothing was changed. Set tickets.import_meta.metadata->>'source_max_key' to the key of the last file "
             "it applied (automations/<dataset>/changes/YYYY-MM-DDTHH-MM-SS.csv), or remove it to have the first "
             "run apply the whole archive again (versions are compared: current tickets stay as they are)")

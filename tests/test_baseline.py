@@ -179,6 +179,19 @@ def test_a_database_whose_structure_differs_is_refused_naming_each_difference(or
     assert "--baseline would refuse" in status and all(difference in status for difference in named)
 
 
+def test_following_the_refusals_advice_lets_the_adoption_go_on(original_db):
+    original_db.execute("ALTER TABLE tickets.geo_locations DROP COLUMN distance_km")
+    refused = run_migrations(["--baseline"])
+    assert refused.returncode == 1 and "Make each match what the named migration makes" in refused.stderr
+    # What 01_tickets_schema.sql makes of the column the refusal named.
+    original_db.execute("ALTER TABLE tickets.geo_locations ADD COLUMN distance_km double precision")
+
+    adopted = run_migrations(["--baseline"])
+
+    assert adopted.returncode == 0, adopted.stderr
+    assert "refused" not in adopted.stdout and "Applying the read layer" in adopted.stdout
+
+
 def test_differences_that_hold_no_data_are_printed_and_the_adoption_goes_on(original_db):
     original_db.execute("""
         CREATE OR REPLACE FUNCTION reporting.fn_tickets_for_map() RETURNS jsonb LANGUAGE sql STABLE
@@ -211,13 +224,19 @@ def test_the_old_watermark_is_carried_over_in_our_key_form(original_db, stored, 
                              "FROM tickets.import_meta WHERE dataset = 'inc'") == [(carried, carried)]
 
 
-def test_a_watermark_that_names_no_change_file_is_refused_saying_what_to_set(original_db):
-    original_db.execute("UPDATE tickets.import_meta SET metadata = '{\"source_max_key\": \"2026-13-40T09-00-00\"}' "
-                        "WHERE dataset = 'inc'")
+@pytest.mark.parametrize("stored", ["2026-13-40T09-00-00", "last-file", "2031-01-01T09-00-00.csv"],
+                         ids=["no such time", "no stamp", "ahead of now"])
+def test_a_watermark_that_names_no_change_file_is_refused_saying_what_to_set(original_db, stored):
+    original_db.execute("UPDATE tickets.import_meta SET metadata = jsonb_build_object('source_max_key', %s::text) "
+                        "WHERE dataset = 'inc'", (stored,))
     outcome = run_migrations(["--baseline"])
     assert outcome.returncode == 1
-    assert "watermark names no change file (inc: '2026-13-40T09-00-00')" in outcome.stderr
+    assert f"watermark names no change file of a past time (inc: '{stored}')" in outcome.stderr
     assert original_db.scalar("SELECT to_regclass('tickets.schema_migrations')") is None
+    # The advice: set it to the key of the last file the importer applied.
+    original_db.execute("UPDATE tickets.import_meta SET metadata = metadata || jsonb_build_object('source_max_key', "
+                        "'automations/inc/changes/2026-11-20T09-00-00.csv') WHERE dataset = 'inc'")
+    assert run_migrations(["--baseline"]).returncode == 0
 
 
 def test_baseline_refuses_a_database_this_runner_deployed_and_an_empty_one(db, empty_db):
