@@ -94,6 +94,16 @@ MUTANTS = (
            "GRANT INSERT, UPDATE, DELETE ON tickets.ingest_files, tickets.ingest_runs,", ("tests/test_privileges.py",)),
     Mutant("a raw @ in the password is accepted", "fleettickets/settings.py",
            "    if _ambiguous_at(value):\n", "    if False:\n", ("tests/test_what_leaves_the_process.py",)),
+    # Adopting the original system's database.
+    Mutant("catch-up ignores the adopted watermark", "fleettickets/plan.py", "        if adopted:\n",
+           "        if False:\n", ("tests/test_baseline.py",)),
+    Mutant("--baseline refuses nothing", "fleettickets/baseline.py", "    if refused:\n", "    if False:\n",
+           ("tests/test_baseline.py",)),
+    Mutant("a differing immutable function is only noted", "fleettickets/baseline.py",
+           "return self.kind in DATA_BEARING_KINDS or unique_index or computes_stored",
+           "return self.kind in DATA_BEARING_KINDS or unique_index", ("tests/test_baseline.py",)),
+    Mutant("the watermark is not carried in key form", "fleettickets/baseline.py",
+           '    key = f"{layout.changes_prefix}{stamp}.csv"\n', "    key = value\n", ("tests/test_baseline.py",)),
 )
 
 
