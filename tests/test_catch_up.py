@@ -4,11 +4,13 @@ processed/, and a database built from nothing out of the bucket alone equals the
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import devstack
 from fleettickets import schema
 from support.oracle import reference_state
-from support.stack import create_database, drop_database, table_state
+from support.stack import TestDatabase, create_database, drop_database, table_state
 from support.streamdata import change_file, changes, stamp_ago, ticket_row
 
 
@@ -30,6 +32,18 @@ def upload(bucket, files: list[tuple[str, bytes]]) -> None:
 
 def pg_tool(name: str, *args: str) -> None:
     subprocess.run([str(devstack.postgres_bindir() / name), *args], check=True, capture_output=True, timeout=120)
+
+
+@contextmanager
+def restored_from(dump, pg_admin_url: str, monkeypatch) -> Iterator[TestDatabase]:
+    """The dump restored into a new database, which DATABASE_URL then points at; dropped afterwards."""
+    restored = create_database(pg_admin_url, template="template0")
+    try:
+        pg_tool("pg_restore", f"--dbname={restored.url}", str(dump))
+        monkeypatch.setenv("DATABASE_URL", restored.url)
+        yield restored
+    finally:
+        drop_database(pg_admin_url, restored.name)
 
 
 def test_a_database_restored_from_a_backup_catches_up_from_the_archive(db, bucket, run_import, pg_admin_url,
@@ -137,15 +151,10 @@ def test_a_file_the_backup_holds_as_rejected_but_a_later_run_applied_is_caught_u
                               CopySource={"Bucket": bucket.name, "Key": f"automations/inc/rejected/{name}"})
     assert run_import("inc", "--from-bucket", "--apply").code == 0
 
-    restored = create_database(pg_admin_url, template="template0")
-    try:
-        pg_tool("pg_restore", f"--dbname={restored.url}", str(dump))
-        monkeypatch.setenv("DATABASE_URL", restored.url)
+    with restored_from(dump, pg_admin_url, monkeypatch) as restored:
         outcome = run_import("inc", "--from-bucket", "--apply")
         assert outcome.code == 0, outcome.output
         assert table_state(restored, "inc") == reference_state([(name, content)], "INC")
-    finally:
-        drop_database(pg_admin_url, restored.name)
 
 
 def test_a_late_file_applied_after_the_backup_is_caught_up_although_stamped_below_the_watermark(
@@ -162,12 +171,7 @@ def test_a_late_file_applied_after_the_backup_is_caught_up_although_stamped_belo
     upload(bucket, [late])
     assert run_import("inc", "--from-bucket", "--apply").code == 0
 
-    restored = create_database(pg_admin_url, template="template0")
-    try:
-        pg_tool("pg_restore", f"--dbname={restored.url}", str(dump))
-        monkeypatch.setenv("DATABASE_URL", restored.url)
+    with restored_from(dump, pg_admin_url, monkeypatch) as restored:
         outcome = run_import("inc", "--from-bucket", "--apply")
         assert outcome.code == 0, outcome.output
         assert table_state(restored, "inc") == reference_state([newest, late], "INC")
-    finally:
-        drop_database(pg_admin_url, restored.name)
