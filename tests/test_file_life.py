@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
@@ -37,6 +39,24 @@ SIZE_LIMIT = 2500
 rows = st.lists(st.tuples(st.sampled_from(TICKETS), st.sampled_from(UPDATED), st.sampled_from(STATUSES)),
                 min_size=1, max_size=4)
 
+
+
+@contextmanager
+def stopped_at(point: str) -> Iterator[subprocess.Popen | None]:
+    """An ingest frozen (SIGSTOP) at fault point `point`, or None when it ended by itself first (nothing reached
+    the point); any still alive afterwards is killed."""
+    ingests = Ingests()
+    try:
+        process = ingests.start(fault=f"{point}:stop")
+        try:
+            wait_until_stopped(process, timeout_s=20)
+        except AssertionError:
+            finish(process)
+            yield None
+            return
+        yield process
+    finally:
+        ingests.kill_leftovers()
 
 @dataclass
 class Upload:
@@ -144,20 +164,13 @@ def the_life(db, bucket, s3_server, run_import, monkeypatch, pg_admin_url, pg_cl
                 ended = run_subprocess("inc.import_inc", "--from-bucket", "--apply", fault=point)
                 assert ended.returncode in (-9, 0, 1), ended.stderr
             else:
-                ingests = Ingests()
-                try:
-                    process = ingests.start(fault=f"{point}:stop")
-                    try:
-                        wait_until_stopped(process, timeout_s=20)
-                    except AssertionError:
-                        finish(process)  # it never reached the point (nothing to do): it ended by itself
+                with stopped_at(point) as process:
+                    if process is None:
                         return self.a_scheduled_run()
                     process.send_signal(signal.SIGTERM)
                     process.send_signal(signal.SIGCONT)
                     code, _out, err = finish(process)
                     assert code == 143 and err.splitlines()[-1].startswith("inc: error: terminated by SIGTERM"), err
-                finally:
-                    ingests.kill_leftovers()
             # What it left is finished by the next run, which the model describes.
             self.a_scheduled_run()
 
@@ -166,20 +179,13 @@ def the_life(db, bucket, s3_server, run_import, monkeypatch, pg_admin_url, pg_cl
         @precondition(lambda self: pg_cluster is not None and self.model.waiting)
         @rule(point=st.sampled_from(["mid_copy", "before_commit", "after_commit"]))
         def postgres_restarts_mid_batch(self, point) -> None:
-            ingests = Ingests()
-            try:
-                process = ingests.start(fault=f"{point}:stop")
-                try:
-                    wait_until_stopped(process, timeout_s=20)
-                except AssertionError:
-                    finish(process)  # nothing reached the point: it ended by itself
+            with stopped_at(point) as process:
+                if process is None:
                     return self.a_scheduled_run()
                 pg_cluster.restart(durable=False)
                 process.send_signal(signal.SIGCONT)
                 code, _out, err = finish(process)
                 assert code in (0, 1) and "Traceback" not in err, err
-            finally:
-                ingests.kill_leftovers()
             self.a_scheduled_run()
 
         @precondition(lambda self: self.backup is None)
