@@ -202,6 +202,11 @@ class Difference:
         computes_stored = self.kind == "function" and any(" immutable" in side for side in sides)
         return self.kind in DATA_BEARING_KINDS or unique_index or computes_stored
 
+    @property
+    def verdict(self) -> str:
+        """'refused' or 'note', as printed before the difference."""
+        return "refused" if self.refused else "note"
+
     def describe(self) -> str:
         if self.live is None:
             return f"{self.key}: missing (made by {self.file}" + (f": {self.expected})" if self.expected else ")")
@@ -272,7 +277,7 @@ def examine(conn: psycopg.Connection, migrations_dir: Path, versioned: Sequence[
                               "regenerate it (tests/test_baseline.py says how)")
     differences = compare(manifest, snapshot(conn))
     for difference in differences:
-        say(f"{'refused' if difference.refused else 'note'}: {outward.line(difference.describe())}")
+        say(f"{difference.verdict}: {outward.line(difference.describe())}")
     refused = [d for d in differences if d.refused]
     if refused:
         major = server_major(conn)

@@ -405,7 +405,7 @@ def print_adoption(conn: psycopg.Connection, tree: Tree) -> None:
     print("not deployed by this runner (no tickets.schema_migrations): another runner built this database. "
           "Compared with what migrations 01–13 make:")
     for difference in differences:
-        print(f"  {'refused' if difference.refused else 'note':8} {outward.line(difference.describe())}")
+        print(f"  {difference.verdict:8} {outward.line(difference.describe())}")
     if any(d.refused for d in differences):
         print("--baseline would refuse: structure that holds data differs (marked refused)")
         return
