@@ -67,11 +67,16 @@ def test_the_image_holds_the_package_and_its_entrypoints_installed_from_the_hash
         "production code imports development tooling the image does not hold"
     base = re.search(r"^FROM python:([0-9]+)\.([0-9]+)\.([0-9]+)-slim-[a-z]+(@sha256:[0-9a-f]{64})?$", dockerfile, re.M)
     assert base, "the base image is pinned to an exact tag"
-    # The original system's Python, and the one these tests run on: production runs what was tested.
-    assert (int(base[1]), int(base[2])) == (3, 12) == sys.version_info[:2]
-    assert 'requires-python = ">=3.12"' in (ROOT / "pyproject.toml").read_text()
+    # The image runs the original system's Python; the project supports every Python from Debian 12's (3.11) up
+    # to it, and the locks are universal over that range, so each Python installs them with hashes.
+    assert (int(base[1]), int(base[2])) == (3, 12)
+    assert (3, 11) <= sys.version_info[:2] <= (3, 12), "the tests run on a Python the project supports"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'requires-python = ">=3.11"' in pyproject
+    assert 'target-version = "py311"' in pyproject and 'python_version = "3.11"' in pyproject
     for lock in ("requirements.lock", "requirements-dev.lock"):
-        assert "--python-version 3.12 " in (ROOT / lock).read_text().splitlines()[1], f"{lock} is compiled for 3.12"
+        command = (ROOT / lock).read_text().splitlines()[1]
+        assert "--python-version 3.11 " in command and "--universal" in command, f"{lock} is compiled for 3.11 up"
     assert "pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock" in dockerfile
     lock = (ROOT / "requirements.lock").read_text()
     pinned = re.findall(r"^([a-z0-9_.-]+)==[^ ]+ \\$", lock, flags=re.M)
@@ -119,3 +124,4 @@ def test_every_test_a_doc_cites_as_proof_exists():
         assert path.exists(), f"{doc} cites {file}, which does not exist"
         if name:
             assert re.search(rf"^def {name}\(", path.read_text(encoding="utf-8"), re.M), f"{doc} cites {file}::{name}"
+
