@@ -7,6 +7,7 @@ is used in production.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -59,11 +60,12 @@ class PgCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str, check: bool = True) -> int:
-        # initdb refuses to run as root; CI and fresh machines run us as root.
+        # initdb refuses to run as root; CI and fresh machines run us as root. The server's tools start from "/":
+        # our working directory may be one postgres cannot enter (root's home).
         command = [str(postgres_bindir() / args[0]), *args[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        result = subprocess.run(command, capture_output=True, text=True)
+        result = subprocess.run(command, capture_output=True, text=True, cwd="/")
         if check and result.returncode != 0:
             raise StackError(f"{args[0]} failed: {(result.stderr or result.stdout).strip()}")
         return result.returncode
@@ -114,6 +116,32 @@ class PgCluster:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def postgres_may_enter(directory: Path) -> bool:
+    """Whether the postgres user can reach `directory`: every folder above it searchable (root's home is not)."""
+    probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(directory)], cwd="/",
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def cluster_home(wanted: Path) -> Path:
+    """Where a cluster meant for `wanted` lives: `wanted` itself, or, when root runs us from a directory the
+    postgres user cannot enter (root's home), a directory of postgres's own that `wanted` links to, so that
+    .local/pg still names it. The server is only ever given the real path.
+    """
+    if wanted.is_symlink():
+        return wanted.resolve()
+    if os.geteuid() != 0:
+        return wanted
+    wanted.parent.mkdir(parents=True, exist_ok=True)
+    if postgres_may_enter(wanted.parent):
+        return wanted
+    home = Path(pwd.getpwnam("postgres").pw_dir) / "fleettickets-dev" / hashlib.sha256(
+        str(wanted.resolve()).encode()).hexdigest()[:16]
+    home.mkdir(parents=True, exist_ok=True)
+    wanted.symlink_to(home, target_is_directory=True)
+    return home
+
+
 def wait_for_port(port: int, timeout_s: float = 20) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -156,7 +184,13 @@ S3_PORT = 45329
 
 
 def _stack() -> tuple[PgCluster, Path]:
-    return PgCluster(STATE_DIR / "pg", PG_PORT), STATE_DIR / "s3.pid"
+    return PgCluster(cluster_home(STATE_DIR / "pg"), PG_PORT), STATE_DIR / "s3.pid"
+
+
+def _where_the_data_is() -> str:
+    if (STATE_DIR / "pg").is_symlink():
+        return f"data in {(STATE_DIR / 'pg').resolve()}, linked from .local/pg"
+    return "data in .local/pg"
 
 
 def _s3_running(pid_file: Path) -> bool:
@@ -249,7 +283,7 @@ def _summarize() -> None:
 def up() -> None:
     STATE_DIR.mkdir(exist_ok=True)
     fresh_s3 = _start_services()
-    print(f"PostgreSQL on 127.0.0.1:{PG_PORT} (data in .local/pg), S3 on 127.0.0.1:{S3_PORT}")
+    print(f"PostgreSQL on 127.0.0.1:{PG_PORT} ({_where_the_data_is()}), S3 on 127.0.0.1:{S3_PORT}")
     if fresh_s3:
         print(f"bucket {BUCKET}: {_seed_bucket()} sample change files uploaded")
     (STATE_DIR / "env").write_text("".join(f"{k}={v}\n" for k, v in local_environment().items()))
@@ -273,11 +307,14 @@ def stop() -> None:
 
 def clean() -> None:
     stop()
+    if (STATE_DIR / "pg").is_symlink():
+        _stack()[0].remove()
     shutil.rmtree(STATE_DIR, ignore_errors=True)
     print("local stack removed")
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # our lines in order with the entrypoints' when piped (CI's log)
     commands = {"up": up, "stop": stop, "clean": clean}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
         raise SystemExit("usage: python devstack.py up|stop|clean")
