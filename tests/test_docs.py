@@ -125,3 +125,14 @@ def test_every_test_a_doc_cites_as_proof_exists():
         if name:
             assert re.search(rf"^def {name}\(", path.read_text(encoding="utf-8"), re.M), f"{doc} cites {file}::{name}"
 
+
+def test_ci_runs_the_readmes_two_commands_as_a_newcomer_on_a_bare_debian():
+    """.ci/newcomer is what proves the README's promise on the machine it names; it must run those two commands."""
+    assert "\n.ci/newcomer\n" in (ROOT / ".ci" / "run").read_text()
+    newcomer = (ROOT / ".ci" / "newcomer").read_text()
+    assert "debootstrap --variant=minbase bookworm" in newcomer
+    commands = re.findall(r'^for command in (.*); do$', newcomer, flags=re.M)
+    assert commands and all(line.split('" "')[0] == '"./dev up' for line in commands)
+    for command in ("./dev up", "./dev test"):
+        assert f"$ {command}\n" in README
+        assert all(f'"{command}' in line for line in commands), f"the newcomer does not run {command}"
