@@ -84,8 +84,8 @@ SELECT 'function', p.oid::regprocedure::text,
 FROM pg_proc AS p JOIN pg_language AS l ON l.oid = p.prolang
 WHERE p.pronamespace::regnamespace::text IN ('tickets', 'reporting') AND p.prokind IN ('f', 'p')
 """
-SET_PATH = "SELECT set_config('search_path', %s, true)"
-CURRENT_PATH = "SELECT current_setting('search_path')"
+SET_PATH = "SELECT pg_catalog.set_config('search_path', %s::text, true)"
+CURRENT_PATH = "SELECT pg_catalog.current_setting('search_path'::text)"
 SERVER_MAJOR = "SELECT current_setting('server_version_num')::int / 10000"
 
 OBJECTS_PRESENT = """
@@ -156,7 +156,9 @@ def snapshot(conn: psycopg.Connection) -> dict[str, str]:
     row = conn.execute(CURRENT_PATH).fetchone()
     assert row is not None
     with conn.transaction():
-        conn.execute(SET_PATH, ("pg_catalog, public",))
+        # pg_catalog alone: the catalog is read as the owner, and nothing in public or in a schema named after the
+        # login may be found by the query's own calls. Definitions deparse with PostGIS as public.*.
+        conn.execute(SET_PATH, ("pg_catalog, pg_temp",))
         objects = {f"{kind} {name}": definition for kind, name, definition in conn.execute(SNAPSHOT)}
         # A setting made in a transaction outlives the savepoint this is when the deploy's transaction calls.
         conn.execute(SET_PATH, (row[0],))

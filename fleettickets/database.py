@@ -27,7 +27,32 @@ CONNECT_TIMEOUT_S = 5
 # timeout, a missing table) is about the moment or the setup, not the file.
 DETERMINISTIC_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
 
-SESSION_LIMITS = "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)"
+# Every session sets its own world before its first statement: a login's or a database's settings are a DBA's
+# (or another tenant's) to choose, and ours must not read, parse or resolve differently under them.
+# - search_path: pg_catalog alone (pg_temp is never searched for functions or operators), so no schema another
+#   role controls, such as one named after our login ("$user"), can hold a function or operator our SQL finds;
+#   our SQL names its tables by schema and PostGIS as public.*.
+# - DateStyle, IntervalStyle, TimeZone: the forms psycopg parses and our SQL writes and compares.
+# - transform_null_equals, timezone_abbreviations: what `= NULL` and 'EAT' mean in our SQL.
+# - default_transaction_isolation: the read-committed semantics the ledger and the upsert are written for.
+# - idle_in_transaction_session_timeout: a run that dies with a transaction open (a lost link, a frozen client)
+#   lets go of its rows and locks on the server within minutes, not after TCP gives up (hours).
+# The call is schema-qualified with exact types: it runs before the path is ours.
+IDLE_IN_TRANSACTION_S = 600  # above any pause of ours inside a transaction (reading a file: at most 300 s)
+SESSION_WORLD = {
+    "search_path": "pg_catalog, pg_temp",
+    "DateStyle": "ISO, YMD",
+    "IntervalStyle": "postgres",
+    "TimeZone": "UTC",
+    "transform_null_equals": "off",
+    "timezone_abbreviations": "Default",
+    "default_transaction_isolation": "read committed",
+    "idle_in_transaction_session_timeout": f"{IDLE_IN_TRANSACTION_S * 1000}ms",
+}
+SET_WORLD = "SELECT " + ", ".join(f"pg_catalog.set_config(%({name})s::text, %({name}_value)s::text, false)"
+                                  for name in [*SESSION_WORLD, "statement_timeout", "lock_timeout"])
+# Only a superuser may change these, so a login may carry them and we cannot pin them: refuse to run under them.
+REPLICATION_ROLE = "SELECT pg_catalog.current_setting('session_replication_role'::text)"
 
 WHAT_STAYS = "every file committed before stays applied, the rest is applied next run"
 
@@ -64,9 +89,7 @@ def connect(url: str | None = None, *, attempts: int | None = None,
         try:
             conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
                                    application_name="fleettickets")
-            if limits is not None:
-                conn.execute(SESSION_LIMITS, (f"{round(limits.statement_timeout_s * 1000)}ms",
-                                              f"{round(limits.lock_timeout_s * 1000)}ms"))
+            pin_world(conn, limits)
             return conn
         except psycopg.OperationalError as error:
             if attempt == attempts:
@@ -78,6 +101,25 @@ def connect(url: str | None = None, *, attempts: int | None = None,
             raise ConfigError("the database URL is not a valid connection string: check its form and "
                               "percent-encoding") from None
     raise AssertionError("unreachable")
+
+
+def pin_world(conn: psycopg.Connection, limits: RunLimits | None = None) -> None:
+    """Set the session's own settings (SESSION_WORLD), and its time limits; refuse a session whose triggers would
+    not fire."""
+    world: dict[str, str] = {}
+    for name, value in SESSION_WORLD.items():
+        world[name], world[f"{name}_value"] = name, value
+    # 0 is the server's "no limit": a session without `limits` takes none from the login either.
+    for name, seconds in (("statement_timeout", limits and limits.statement_timeout_s),
+                          ("lock_timeout", limits and limits.lock_timeout_s)):
+        world[name], world[f"{name}_value"] = name, f"{round((seconds or 0) * 1000)}ms"
+    conn.execute(SET_WORLD, world)
+    row = conn.execute(REPLICATION_ROLE).fetchone()
+    if row and row[0] != "origin":
+        conn.close()
+        raise ConfigError(f"the database login runs with session_replication_role = {row[0]}: our triggers would "
+                          "not fire (a ticket's point would not follow its coordinates). A superuser set it on the "
+                          "login or the database: ALTER ROLE … RESET session_replication_role")
 
 
 @contextmanager

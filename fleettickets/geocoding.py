@@ -88,7 +88,8 @@ SELECT %(location_key)s, %(cluster)s, %(lat)s, %(lon)s,
        CASE WHEN %(status)s <> 'ok' THEN %(status)s
             WHEN d.km IS NULL OR d.km > %(limit_km)s THEN 'rejected' ELSE 'ok' END,
        %(source)s, %(query)s, %(osm_type)s, %(osm_id)s, %(display_name)s, d.km
-FROM (SELECT ST_DistanceSphere(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), c.geom) / 1000 AS km
+FROM (SELECT public.ST_DistanceSphere(public.ST_SetSRID(public.ST_MakePoint(%(lon)s::float8, %(lat)s::float8),
+                                                    4326), c.geom) / 1000 AS km
       FROM (SELECT 1) AS one
       LEFT JOIN tickets.geo_clusters AS c ON c.cluster = %(cluster)s AND c.status = 'ok') AS d
 ON CONFLICT (location_key, cluster) DO UPDATE

@@ -28,9 +28,9 @@ LOCKS = {
 }
 
 
-TRY_LOCK = "SELECT pg_try_advisory_lock(%s, %s)"
-LOCK = "SELECT pg_advisory_lock(%s, %s)"
-UNLOCK = "SELECT pg_advisory_unlock(%s, %s)"
+TRY_LOCK = "SELECT pg_catalog.pg_try_advisory_lock(%s::integer, %s::integer)"
+LOCK = "SELECT pg_catalog.pg_advisory_lock(%s::integer, %s::integer)"
+UNLOCK = "SELECT pg_catalog.pg_advisory_unlock(%s::integer, %s::integer)"
 BOUND_WAIT = "SELECT set_config('lock_timeout', %s, true)"
 # A two-number advisory lock shows in pg_locks as classid, objid and objsubid 2.
 HOLDER = """
