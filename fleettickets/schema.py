@@ -124,6 +124,32 @@ SELECT EXISTS (SELECT FROM pg_namespace AS n JOIN pg_roles AS r ON r.oid = n.nsp
 """
 AS_OWNER = "SET LOCAL ROLE fleettickets_owner"
 BOUND_OBJECT_WAIT = "SELECT set_config('lock_timeout', %s, true)"
+# Versioned files up to this one were written for the path they first ran with ("$user", public): they name
+# PostGIS unqualified and create the extension in the current schema. They run with public alone (pg_catalog is
+# then searched first, as it was then), and only while public holds nothing another role made that their calls
+# could find instead of the built-ins they mean (PLANTED_IN_PUBLIC). Later files run under the session's pinned
+# path (database.SESSION_WORLD) and name everything by schema.
+LAST_PUBLIC_PATH_MIGRATION = 21
+PUBLIC_PATH = "SELECT pg_catalog.set_config('search_path', 'public', true)"
+CALLED = re.compile(r"\b([a-z_][a-z0-9_]*)\s*\(", re.IGNORECASE)
+PLANTED_IN_PUBLIC = """
+SELECT planted.kind || ' ' || planted.signature || ' (owner ' || pg_catalog.quote_ident(r.rolname) || ')'
+FROM (SELECT 'function' AS kind, p.oid::regprocedure::text AS signature, p.proname::text AS name,
+             p.proowner AS owner, p.oid, 'pg_catalog.pg_proc'::regclass AS catalog
+      FROM pg_catalog.pg_proc AS p JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+      WHERE n.nspname = 'public'
+      UNION ALL
+      SELECT 'operator', o.oid::regoperator::text, o.oprname::text, o.oprowner, o.oid,
+             'pg_catalog.pg_operator'::regclass
+      FROM pg_catalog.pg_operator AS o JOIN pg_catalog.pg_namespace AS n ON n.oid = o.oprnamespace
+      WHERE n.nspname = 'public') AS planted
+JOIN pg_catalog.pg_roles AS r ON r.oid = planted.owner
+WHERE NOT r.rolsuper AND r.rolname NOT IN ('fleettickets_owner', session_user)
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend AS d
+                  WHERE d.classid = planted.catalog AND d.objid = planted.oid AND d.deptype = 'e')
+  AND (planted.kind = 'operator' OR planted.name = ANY (%(called)s::text[]))
+ORDER BY 1
+"""
 # Views bind the functions they call when they are created, and SQL function bodies are checked against what
 # the path finds: the read layer sees pg_catalog alone, so nothing another role put in public is bound into it
 # (it names PostGIS as public.*). The rest of the deploy's transaction keeps this path.
@@ -253,8 +279,12 @@ def migrate(conn: psycopg.Connection, tree: Tree, say: Callable[[str], None] = p
             if adoption:
                 baseline.record(conn, adoption, say)
             todo = pending(conn, tree.versioned)
+            refuse_planted_in_public(conn, todo)
             for migration in todo:
+                if migration.number <= LAST_PUBLIC_PATH_MIGRATION:
+                    conn.execute(PUBLIC_PATH)
                 elapsed_ms = _run_file(conn, migration, migration.name, object_wait_s)
+                conn.execute(TRUSTED_PATH_ONLY)
                 conn.execute(RECORD, (migration.name, migration.checksum, elapsed_ms))
                 say(f"Applying {migration.name} … done in {elapsed_ms} ms")
             layer = read_layer_state(conn, tree.read)
@@ -268,6 +298,36 @@ def migrate(conn: psycopg.Connection, tree: Tree, say: Callable[[str], None] = p
         return len(todo)
     finally:
         locks.unlock(conn, "migrations")
+
+
+def planted_in_public(conn: psycopg.Connection, todo: Sequence[SqlFile]) -> list[str]:
+    """Functions and operators in public, made by another role and no extension, that the pending files run with
+    public on their path could call instead of what they mean."""
+    legacy = [m for m in todo if m.number <= LAST_PUBLIC_PATH_MIGRATION]
+    if not legacy:
+        return []
+    called = sorted({name.lower() for m in legacy for name in CALLED.findall(m.sql)})
+    return [line for (line,) in conn.execute(PLANTED_IN_PUBLIC, {"called": called}).fetchall()]
+
+
+def refuse_planted_in_public(conn: psycopg.Connection, todo: Sequence[SqlFile]) -> None:
+    refusal = planted_refusal(conn, todo)
+    if refusal:
+        raise MigrationError(refusal)
+
+
+def planted_refusal(conn: psycopg.Connection, todo: Sequence[SqlFile]) -> str | None:
+    """Why a deploy of `todo` would be refused for what another role planted in public, or None."""
+    planted = planted_in_public(conn, todo)
+    if planted:
+        legacy = [m.name for m in todo if m.number <= LAST_PUBLIC_PATH_MIGRATION]
+        return (
+            f"schema public holds {len(planted)} object(s) another role made that {legacy[0]}"
+            f"{' … ' + legacy[-1] if len(legacy) > 1 else ''} (run with public on their path, for PostGIS) could "
+            f"call instead of the built-ins they mean: {'; '.join(outward.line(p) for p in planted)}. Look at them "
+            "with \\df public.* and \\do public.* in psql; move each to its owner's schema (ALTER FUNCTION … SET "
+            "SCHEMA …) or drop it, then deploy again; nothing was changed")
+    return None
 
 
 def _check_adoption(conn: psycopg.Connection, adopt: bool) -> None:
@@ -385,6 +445,9 @@ def print_status(conn: psycopg.Connection, tree: Tree) -> None:
     for migration in tree.versioned:
         state = "pending" if migration in waiting else "baselined" if migration.name in adopted else "applied"
         print(f"{state:8} {migration.name}")
+    refusal = planted_refusal(conn, waiting)
+    if refusal:
+        print(f"a deploy would refuse: {refusal}")
     layer = read_layer_state(conn, tree.read)
     if layer.current:
         again = "; the next deploy re-applies it with the pending migrations" if waiting else ""

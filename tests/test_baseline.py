@@ -107,7 +107,8 @@ def test_an_adopted_database_applies_only_what_the_original_importer_had_not(ori
     for name, content in waiting:
         bucket.put(changes("inc", name[:-4]), content)
     tickets_before = original_db.scalar("SELECT count(*) FROM tickets.inc")
-    assert "apply 8 (14_geocoding.sql … 21_cluster_alias_keys_unique.sql)" in run_migrations(["--status"]).stdout
+    rest = [m.name for m in schema.discover().versioned if m.number > 13]
+    assert f"apply {len(rest)} ({rest[0]} … {rest[-1]})" in run_migrations(["--status"]).stdout
 
     refused = run_migrations([])
     assert refused.returncode == 1

@@ -51,6 +51,12 @@ def previous_release(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def release_before_21(tmp_path: Path) -> Path:
+    """The release migration 21's upgrade started from in the field: 01-19, its duplicate aliases allowed."""
+    return releases.checkout(releases.RELEASE_BEFORE_21, tmp_path / "release-before-21")
+
+
+@pytest.fixture
 def versioned_only_release(tmp_path: Path) -> Path:
     """The last release before the read layer, to build a database at migration N the way the field did."""
     return releases.checkout(releases.VERSIONED_ONLY_RELEASE, tmp_path / "versioned-only-release")
@@ -257,11 +263,10 @@ def test_19_keeps_inc_history_and_sla_target_on_a_database_migrated_by_the_previ
 # -- the read layer -----------------------------------------------------------------------------------------------
 
 # Objects whose definition this tree changes on purpose since PREVIOUS_RELEASE (tests/support/releases.py): the
-# upgrade must change nothing else. Migration 20 adds the tickets' version_at, 21 a unique index on the form
-# of an alias the joins use; the read layer brings back the original's capture_history(), measures the map's
-# freshness from tickets.clock() and credits a closure to its own episode's closer.
-CHANGED_SINCE_RELEASE = {"tickets.inc", "tickets.crq", "tickets.cluster_aliases", "tickets.capture_history",
-                         "reporting.fn_tickets_for_map", "tickets.dashboard_query"}
+# upgrade must change nothing else. Migration 22 and the read layer pin the caller-rights functions' path to
+# pg_catalog alone (the geom rule, its re-run over every ticket, the history capture).
+CHANGED_SINCE_RELEASE = {"tickets.resolve_geom", "tickets.set_ticket_geom", "tickets.resolve_ticket_geoms",
+                         "tickets.capture_history"}
 TRACKING = "tickets.schema_read_layer"
 
 
@@ -438,8 +443,8 @@ QOA_TICKET = """INSERT INTO tickets.inc (ticket_id, raw) VALUES
                           "first_seen_at": "2026-11-20 06:00:00"}')"""
 
 
-def test_21_merges_aliases_the_joins_read_as_one_and_refuses_another(empty_db, previous_release):
-    assert releases.migrate_with(previous_release, empty_db.url).returncode == 0
+def test_21_merges_aliases_the_joins_read_as_one_and_refuses_another(empty_db, release_before_21):
+    assert releases.migrate_with(release_before_21, empty_db.url).returncode == 0
     empty_db.execute(QOA_TICKET)
     empty_db.execute("INSERT INTO tickets.cluster_aliases (alias, cluster) VALUES ('qoa ', 'Quarry Road')")
     # The bug: one ticket, two rows; and a QOA ticket can no longer be written (canonical_cluster finds two).
@@ -455,8 +460,8 @@ def test_21_merges_aliases_the_joins_read_as_one_and_refuses_another(empty_db, p
         empty_db.execute("INSERT INTO tickets.cluster_aliases (alias, cluster) VALUES (' Qoa', 'Quarry Road')")
 
 
-def test_21_stops_on_aliases_naming_different_clusters_and_its_advice_works(empty_db, previous_release):
-    assert releases.migrate_with(previous_release, empty_db.url).returncode == 0
+def test_21_stops_on_aliases_naming_different_clusters_and_its_advice_works(empty_db, release_before_21):
+    assert releases.migrate_with(release_before_21, empty_db.url).returncode == 0
     empty_db.execute("INSERT INTO tickets.cluster_aliases (alias, cluster) VALUES ('qoa ', 'Pipeline')")
 
     refused = run_cli(env=env_for(empty_db))

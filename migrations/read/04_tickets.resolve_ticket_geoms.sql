@@ -1,7 +1,9 @@
 -- Gazetteer rows change without touching the tickets; this re-applies the
--- trigger's rule to every ticket and returns how many rows moved.
+-- trigger's rule to every ticket and returns how many rows moved. It searches
+-- pg_catalog alone, so points are compared as bytes: geometry's own = is
+-- PostGIS's, in public, which IS DISTINCT FROM cannot name.
 CREATE OR REPLACE FUNCTION tickets.resolve_ticket_geoms() RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     changed_inc integer;
     changed_crq integer;
@@ -14,13 +16,15 @@ BEGIN
     UPDATE tickets.inc AS t SET geom = r.geom, geo_source = r.geo_source
     FROM tickets.inc AS s CROSS JOIN LATERAL tickets.resolve_geom(s.raw) AS r
     WHERE s.ticket_id = t.ticket_id
-      AND (t.geom IS DISTINCT FROM r.geom OR t.geo_source IS DISTINCT FROM r.geo_source);
+      AND (public.ST_AsEWKB(t.geom) IS DISTINCT FROM public.ST_AsEWKB(r.geom)
+           OR t.geo_source IS DISTINCT FROM r.geo_source);
     GET DIAGNOSTICS changed_inc = ROW_COUNT;
 
     UPDATE tickets.crq AS t SET geom = r.geom, geo_source = r.geo_source
     FROM tickets.crq AS s CROSS JOIN LATERAL tickets.resolve_geom(s.raw) AS r
     WHERE s.ticket_id = t.ticket_id
-      AND (t.geom IS DISTINCT FROM r.geom OR t.geo_source IS DISTINCT FROM r.geo_source);
+      AND (public.ST_AsEWKB(t.geom) IS DISTINCT FROM public.ST_AsEWKB(r.geom)
+           OR t.geo_source IS DISTINCT FROM r.geo_source);
     GET DIAGNOSTICS changed_crq = ROW_COUNT;
 
     RETURN changed_inc + changed_crq;

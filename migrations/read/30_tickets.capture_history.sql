@@ -1,7 +1,7 @@
 -- History capture of one dataset, after every --apply run: a closure event for each ticket newly
 -- seen closed, and today's row per cluster of the daily backlog snapshot. Returns what it did.
 CREATE OR REPLACE FUNCTION tickets.capture_history(p_dataset text) RETURNS jsonb
-LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     wanted text := tickets.known_dataset(p_dataset);
     observed timestamptz := tickets.clock();

@@ -15,8 +15,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PREVIOUS_RELEASE = "7fb130821bcb615f7f9b6fb89470a3aa37df7631"
-"""Main as landed at stop 23: migrations 01-19 and the read layer, before migrations 20 and 21."""
+PREVIOUS_RELEASE = "11ecd99f77dee93fbb690fe1f4b5a6b24b336faa"
+"""Main as landed at stop 25: migrations 01-21 and the read layer, before migration 22."""
+
+RELEASE_BEFORE_21 = "7fb130821bcb615f7f9b6fb89470a3aa37df7631"
+"""Main as landed at stop 23: migrations 01-19, the database migration 21's upgrade tests start from."""
 
 VERSIONED_ONLY_RELEASE = "3c71aa961ef538f368df930d751a083ef8db9ba6"
 """The last release whose runner applied versioned files alone: "the database at migration N" (N < 19) is built
