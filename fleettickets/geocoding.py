@@ -259,6 +259,10 @@ def _run(apply: bool, work: Callable[[GeocodeRun], object], log: Log) -> int:
     config = GeocoderSettings.from_env(need_key=apply)
     with database.connect() as conn:
         if not locks.try_lock(conn, "geocode"):
+            stranger = locks.held_by_stranger(conn, "geocode")
+            if stranger:
+                log.error(locks.stranger_holds("geocode", stranger))
+                return 1
             log.info("another geocoding run holds the lock; nothing to do")
             return 0
         run = GeocodeRun(conn, config, apply=apply, log=log)

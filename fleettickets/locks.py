@@ -9,6 +9,9 @@ against this registry.
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+
 import psycopg
 
 from fleettickets.errors import FleetError
@@ -31,14 +34,41 @@ LOCKS = {
 TRY_LOCK = "SELECT pg_catalog.pg_try_advisory_lock(%s::integer, %s::integer)"
 LOCK = "SELECT pg_catalog.pg_advisory_lock(%s::integer, %s::integer)"
 UNLOCK = "SELECT pg_catalog.pg_advisory_unlock(%s::integer, %s::integer)"
-BOUND_WAIT = "SELECT set_config('lock_timeout', %s, true)"
-# A two-number advisory lock shows in pg_locks as classid, objid and objsubid 2.
+BOUND_WAIT = "SELECT pg_catalog.set_config('lock_timeout', %s::text, true)"
+# A two-number advisory lock shows in pg_locks as classid, objid and objsubid 2. Another role's session shows its
+# pid, role and application name; its client, start and state only to its own role or pg_read_all_stats. Ours:
+# our own role, or a member of the roles that run the ingest or deploy (a superuser is a member of every role).
 HOLDER = """
-SELECT a.pid, a.application_name, a.client_addr::text, a.backend_start, a.state
-FROM pg_locks AS l JOIN pg_stat_activity AS a USING (pid)
-WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s AND l.objsubid = 2
+SELECT a.pid, a.usename::text, a.application_name, a.client_addr::text, a.backend_start, a.state,
+       a.usesysid = (SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname = session_user)
+       OR COALESCE((SELECT bool_or(pg_catalog.pg_has_role(a.usesysid, g.oid, 'MEMBER'))
+                    FROM pg_catalog.pg_roles AS g
+                    WHERE g.rolname IN ('fleettickets_owner', 'fleettickets_ingest')), false)
+FROM pg_catalog.pg_locks AS l JOIN pg_catalog.pg_stat_activity AS a USING (pid)
+WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s::oid AND l.objid = %s::oid AND l.objsubid = 2
 LIMIT 1
 """
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The session holding one of our locks, as much of it as the server shows us."""
+
+    pid: int
+    role: str
+    application: str
+    client: str | None
+    since: dt.datetime | None
+    state: str | None
+    ours: bool
+    """A session of our own role or of the owner or ingest roles: an overlapping run of ours, not a stranger."""
+
+    def describe(self) -> str:
+        known = [f"role {self.role}", f"application {self.application!r}" if self.application else "no application "
+                 "name", f"from {self.client}" if self.client else None,
+                 f"connected since {self.since:%Y-%m-%d %H:%M:%S %Z}" if self.since else None, self.state]
+        return (f"pid {self.pid} ({', '.join(part for part in known if part)}); if it is stuck, a DBA can end it "
+                f"with SELECT pg_terminate_backend({self.pid})")
 
 
 def key(name: str) -> tuple[int, int]:
@@ -68,12 +98,27 @@ def lock(conn: psycopg.Connection, name: str, *, wait_s: float) -> None:
             raise LockHeld(f"the {name} lock is still held after {wait_s:g} s by {holder(conn, name)}") from None
 
 
+def holder_of(conn: psycopg.Connection, name: str) -> Holder | None:
+    """The session holding the lock `name`, or None once it has let it go."""
+    # The classid and objid of a two-number key are the numbers as unsigned 32-bit oids.
+    namespace, number = key(name)
+    row = conn.execute(HOLDER, (namespace & 0xFFFFFFFF, number & 0xFFFFFFFF)).fetchone()
+    return Holder(*row) if row else None
+
+
 def holder(conn: psycopg.Connection, name: str) -> str:
-    """Who holds the lock `name`, in words: pid, application, client, since when."""
-    row = conn.execute(HOLDER, key(name)).fetchone()
-    if row is None:
-        return "a session that has since let it go"
-    pid, application, client, since, state = row
-    return (f"pid {pid} ({application or 'no application name'} from {client or 'a local socket'}, "
-            f"connected since {since:%Y-%m-%d %H:%M:%S %Z}, {state}); if it is stuck, a DBA can end it with "
-            f"SELECT pg_terminate_backend({pid})")
+    """Who holds the lock `name`, in words: pid, role, application and what else the server shows."""
+    found = holder_of(conn, name)
+    return found.describe() if found else "a session that has since let it go"
+
+
+def held_by_stranger(conn: psycopg.Connection, name: str) -> Holder | None:
+    """The holder of `name` when it is not a session of ours (another app's login took our key), else None."""
+    found = holder_of(conn, name)
+    return found if found is not None and not found.ours else None
+
+
+def stranger_holds(name: str, found: Holder) -> str:
+    """The one line a run says when a stranger holds its lock `name`: nothing is applied while it does."""
+    return (f"the {name} lock is held by a session that is not a fleettickets run: {found.describe()}. Nothing is "
+            "applied while it holds it; find out why that role takes our lock (docs/security.md, \"Locks\")")

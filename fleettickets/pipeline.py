@@ -54,6 +54,10 @@ def ingest(dataset: Dataset, *, apply: bool, reseed: bool = False, local_files: 
     bucket = None if local_files else Bucket(BucketSettings.from_env())
     with database.connect(limits=limits) as conn:
         if not locks.try_lock(conn, dataset.name):
+            stranger = locks.held_by_stranger(conn, dataset.name)
+            if stranger:
+                log.error(locks.stranger_holds(dataset.name, stranger))
+                return 1
             log.info("another run of this dataset holds the lock; nothing to do (this is normal when runs overlap)")
             return 0
         load.prepare(conn)

@@ -7,7 +7,7 @@ import datetime as dt
 import psycopg
 from psycopg import sql
 
-from fleettickets import database, ledger, outward, plan, sourcetime
+from fleettickets import database, ledger, locks, outward, plan, sourcetime
 from fleettickets.bucket import Bucket, StorageError, StoredObject
 from fleettickets.dataset import Dataset
 from fleettickets.sourcetime import EAT, KeyKind, classify
@@ -186,6 +186,8 @@ def check_health(dataset: Dataset, *, max_run_age_min: float, max_file_age_min: 
         last_run = conn.execute(LAST_RUN, (dataset.name,)).fetchone()
         rejected_waiting = sum(1 for obj in rejected if not _superseded(conn, dataset, obj))
         behind = len(plan.archived_unknown(conn, dataset, bucket, ledger.watermark(conn, dataset)))
+        strangers = [(name, found) for name in (dataset.name, "history", "geocode")
+                     if (found := locks.held_by_stranger(conn, name))]
     if health is None:
         return False, "the database has no record of this dataset (run the migrations: python run_migrations.py)"
     now, last_success, newest_key, unarchived = health
@@ -216,6 +218,8 @@ def check_health(dataset: Dataset, *, max_run_age_min: float, max_file_age_min: 
         oldest, kind = min(stuck, key=lambda found: found[0].modified)
         problems.append(f"{len(stuck)} objects in {dataset.changes_prefix} left alone for over {max_file_age_min:g} "
                         f"min (oldest: {oldest.key}, {kind.value}; see --status)")
+    for name, found in strangers:
+        problems.append(f"the {name} lock is held by a session that is not a fleettickets run: {found.describe()}")
     if problems:
         return False, "unhealthy: " + "; ".join(problems)
     assert last_success is not None and exported is not None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import psycopg
+
 from fleettickets import locks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,3 +44,73 @@ def test_a_taken_lock_is_refused_to_another_session(db):
         assert locks.try_lock(other, "crq")
         locks.unlock(holder, "inc")
         assert locks.try_lock(other, "inc")
+
+
+STRANGER_TAKES = "SELECT pg_try_advisory_lock(%s, %s)"
+
+
+def held_as(url: str, name: str) -> psycopg.Connection:
+    """A session of `url`'s login holding our lock `name`, as any login may: advisory locks have no privileges."""
+    conn = psycopg.connect(url, autocommit=True, application_name="the map's pool")
+    assert conn.execute(STRANGER_TAKES, locks.key(name)).fetchone()[0]
+    return conn
+
+
+def test_a_stranger_holding_the_ingest_lock_fails_the_run_and_check_naming_it(db, bucket, roles, run_import,
+                                                                               monkeypatch):
+    """Finding 4: the map's login took the ingest's key; every run used to exit 0, "this is normal"."""
+    bucket.put_samples("inc")
+    reader = psycopg.conninfo.conninfo_to_dict(roles["reader"])["user"]
+    monkeypatch.setenv("DATABASE_URL", roles["ingest"])
+    with held_as(roles["reader"], "inc") as stranger:
+        pid = stranger.info.backend_pid
+        blocked = run_import("inc", "--from-bucket", "--apply")
+        check = run_import("inc", "--check")
+
+    assert blocked.code == 1
+    assert f"the inc lock is held by a session that is not a fleettickets run: pid {pid} (role {reader}, " \
+           "application \"the map's pool\")" in blocked.err
+    assert f"SELECT pg_terminate_backend({pid})" in blocked.err
+    assert db.scalar("SELECT count(*) FROM tickets.inc") == 0
+    assert check.code == 1 and f"the inc lock is held by a session that is not a fleettickets run: pid {pid}" \
+        in check.out
+    # Once it lets go (ended by a DBA, as the line says), the next run applies.
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+    assert db.scalar("SELECT count(*) FROM tickets.inc") > 0
+
+
+def test_an_overlapping_run_of_our_own_is_still_normal(db, bucket, roles, run_import, monkeypatch):
+    bucket.put_samples("inc")
+    monkeypatch.setenv("DATABASE_URL", roles["ingest"])
+    with held_as(roles["ingest"], "inc"):
+        overlap = run_import("inc", "--from-bucket", "--apply")
+    assert overlap.code == 0 and "this is normal when runs overlap" in overlap.output
+
+
+def test_the_history_capture_waits_a_bounded_time_and_names_the_holder(db, bucket, roles, run_import, monkeypatch):
+    """Finding 4: a held history lock made every run fail naming no holder, and --capture-history wait forever."""
+    bucket.put_samples("inc")
+    monkeypatch.setenv("DATABASE_URL", roles["ingest"])
+    monkeypatch.setenv("FLEETTICKETS_LOCK_TIMEOUT", "1")
+    with held_as(roles["reader"], "history") as stranger:
+        pid = stranger.info.backend_pid
+        run = run_import("inc", "--from-bucket", "--apply")
+        alone = run_import("inc", "--capture-history", "--apply")
+    for outcome in (run, alone):
+        assert outcome.code == 1
+        assert f"the history capture waited 1s for the history lock by pid {pid}" in outcome.err
+    assert db.scalar("SELECT count(*) FROM tickets.inc") > 0, "the files were applied before the capture"
+    assert run_import("inc", "--capture-history", "--apply").code == 0
+
+
+def test_a_deploy_waiting_on_another_logins_lock_names_it(db, roles, monkeypatch, capsys):
+    """Finding 4: the holder's start time is hidden from other roles, and naming it crashed the deploy."""
+    from fleettickets import schema
+
+    monkeypatch.setenv("FLEETTICKETS_MIGRATION_LOCK_WAIT", "1")
+    reader = psycopg.conninfo.conninfo_to_dict(roles["reader"])["user"]
+    monkeypatch.setenv("DATABASE_URL", roles["owner"])
+    with held_as(roles["reader"], "migrations") as stranger:
+        pid = stranger.info.backend_pid
+        assert schema.main([]) == 1
+    assert f"the migrations lock is still held after 1 s by pid {pid} (role {reader}" in capsys.readouterr().err

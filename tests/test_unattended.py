@@ -106,7 +106,8 @@ def test_migrations_wait_a_bounded_time_for_their_lock_and_name_the_holder(db, c
 
     assert clock.monotonic() - started < 5
     assert code == 1
-    assert f"the migrations lock is still held after 0.5 s by pid {pid} (a stuck deploy" in one_error_line(err)
+    assert f"the migrations lock is still held after 0.5 s by pid {pid} (role postgres, application 'a stuck deploy'" \
+        in one_error_line(err)
 
 
 # -- the geocoder under provider failure ------------------------------------------------------------------------
