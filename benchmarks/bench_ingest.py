@@ -113,11 +113,11 @@ class Bench:
 def copy_floor(url: str, paths: list[Path]) -> float:
     """PostgreSQL's own floor: COPY the raw CSVs into an UNLOGGED table of 32 text columns."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS floor")
-        conn.execute("CREATE UNLOGGED TABLE floor (" + ", ".join(f"{c} text" for c in COLUMNS) + ")")
+        conn.execute("DROP TABLE IF EXISTS public.floor")
+        conn.execute("CREATE UNLOGGED TABLE public.floor (" + ", ".join(f"{c} text" for c in COLUMNS) + ")")
         started = time.perf_counter()
         for path in paths:
-            with conn.cursor().copy("COPY floor FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
+            with conn.cursor().copy("COPY public.floor FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
                 copy.write(path.read_bytes())
         return time.perf_counter() - started
 

@@ -21,9 +21,18 @@ import pytest
 from psycopg import sql
 
 import devstack
-from fleettickets import schema
+from fleettickets import database, schema
+from support import hostile
 from support.processes import Ingests
 from support.stack import TEMPLATE_DB, Outcome, TestBucket, TestDatabase, create_database, drop_database
+
+# FLEETTICKETS_TEST_BED=hostile runs every database test on a server configured as a DBA might, beside a tenant
+# who planted shadows of everything our SQL calls (tests/support/hostile.py); unset, on PostgreSQL's defaults.
+TEST_BED = os.environ.get("FLEETTICKETS_TEST_BED", "clean")
+if TEST_BED not in ("clean", "hostile"):
+    raise pytest.UsageError(f"FLEETTICKETS_TEST_BED={TEST_BED!r}: use clean (the default) or hostile")
+HOSTILE = TEST_BED == "hostile"
+HOSTILE_EMPTY_DB = f"fleettickets_hostile_empty_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
@@ -53,18 +62,59 @@ def pg_admin_url(pg_cluster: devstack.PgCluster | None) -> Iterator[str]:
     except psycopg.OperationalError as error:
         pytest.exit(f"test database unreachable: {' '.join(str(error).split())}", returncode=3)
     template_url = psycopg.conninfo.make_conninfo(url, dbname=TEMPLATE_DB)
-    with psycopg.connect(template_url, autocommit=True) as conn:
+    if HOSTILE:
+        with psycopg.connect(url, autocommit=True) as conn:
+            hostile.prepare_tenant(conn)
+            hostile.configure_cluster(conn)
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(HOSTILE_EMPTY_DB)))
+        with psycopg.connect(psycopg.conninfo.make_conninfo(url, dbname=HOSTILE_EMPTY_DB), autocommit=True) as conn:
+            hostile.plant(conn, hostile.PROJECT_ROLES, with_public=False)
+        with psycopg.connect(template_url, autocommit=True) as conn:
+            hostile.plant(conn, hostile.PROJECT_ROLES, with_public=False)
+    with database.connect(template_url) as conn:
         schema.migrate(conn, schema.discover(), say=lambda _line: None)
+    if HOSTILE:
+        with psycopg.connect(template_url, autocommit=True) as conn:
+            hostile.plant(conn, (), with_public=True)
     yield url
     drop_database(url, TEMPLATE_DB)
+    if HOSTILE:
+        drop_database(url, HOSTILE_EMPTY_DB)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def harness_reads_its_own_dates() -> Iterator[None]:
+    """On the hostile bed the tests' own connections (not ours: those set application_name 'fleettickets' and
+    pin their world themselves) read dates, intervals and times as the assertions expect them."""
+    if not HOSTILE:
+        yield
+        return
+    real_connect = psycopg.connect
+
+    def connect(*args: object, **kwargs: object) -> psycopg.Connection:
+        if kwargs.get("application_name") != hostile.OUR_APPLICATION:
+            kwargs.setdefault("options", hostile.HARNESS_OPTIONS)
+        return real_connect(*args, **kwargs)  # type: ignore[arg-type]
+
+    psycopg.connect = connect  # type: ignore[assignment]
+    yield
+    psycopg.connect = real_connect
+
+
+def assert_nothing_planted_ran(database_: TestDatabase) -> None:
+    if HOSTILE:
+        with database_.connect() as conn:
+            hits = hostile.tripwire_hits(conn)
+        assert hits == 0, f"a planted shadow ran {hits} time(s) in a session of ours (its error says which)"
 
 
 @pytest.fixture
 def empty_db(pg_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestDatabase]:
     """A database with nothing in it, not even PostGIS; DATABASE_URL points at it."""
-    database = create_database(pg_admin_url, template="template0")
+    database = create_database(pg_admin_url, template=HOSTILE_EMPTY_DB if HOSTILE else "template0")
     monkeypatch.setenv("DATABASE_URL", database.url)
     yield database
+    assert_nothing_planted_ran(database)
     drop_database(pg_admin_url, database.name)
 
 
@@ -74,6 +124,7 @@ def db(pg_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestDatab
     database = create_database(pg_admin_url)
     monkeypatch.setenv("DATABASE_URL", database.url)
     yield database
+    assert_nothing_planted_ran(database)
     drop_database(pg_admin_url, database.name)
 
 
@@ -139,6 +190,8 @@ def roles(db: TestDatabase) -> Iterator[dict[str, str]]:
             member = sql.SQL("") if group == "nobody" else sql.SQL("IN ROLE {}").format(
                 sql.Identifier(f"fleettickets_{group}"))
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN {}").format(sql.Identifier(login), member))
+        if HOSTILE:
+            hostile.plant(conn, logins.values(), with_public=False)
     yield {group: psycopg.conninfo.make_conninfo(db.url, user=login) for group, login in logins.items()}
     with db.connect() as conn:
         for login in logins.values():

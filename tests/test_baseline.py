@@ -15,9 +15,9 @@ from psycopg import sql
 
 import devstack
 from fleettickets import baseline, schema
-from support import catalog
+from support import catalog, releases
 from support.oracle import reference_state
-from support.stack import TestDatabase, create_database, drop_database, table_state
+from support.stack import SAMPLES, TestDatabase, create_database, drop_database, table_state
 from support.streamdata import change_file, changes, stamp_ago, ticket_row
 
 ORIGINAL = [m for m in schema.discover().versioned if m.number <= 13]
@@ -28,7 +28,7 @@ def psql_file(url: str, path: object) -> None:
     """One file as the original runner applied it: psql, one transaction, no tracking of ours."""
     subprocess.run([str(devstack.postgres_bindir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
                     "--single-transaction", "-f", str(path), url], check=True, capture_output=True, text=True,
-                   timeout=120)
+                   timeout=120, env=releases.as_the_field_ran(dict(os.environ)))
 
 
 def manifest_by_psql(url: str) -> baseline.Manifest:
@@ -319,3 +319,22 @@ def run_migrations(args: list[str], database: TestDatabase | None = None,
 def catalog_of(database: TestDatabase) -> dict[str, list[tuple]]:
     with database.connect() as conn:
         return catalog.snapshot(conn)
+
+
+def test_an_ingest_before_the_adoption_says_run_the_migrations_and_writes_nothing(original_db, bucket, run_import):
+    """Finding 10: a run scheduled before the cutover failed in seven lines that never said what to do, and left
+    a run row 'running'."""
+    bucket.put_samples("inc")
+    before = catalog_of(original_db)
+
+    outcome = run_import("inc", "--from-bucket", "--apply")
+
+    assert outcome.code == 1
+    assert outcome.err.strip().splitlines() == [
+        "inc: error: this database is not deployed by this release (no tickets.schema_migrations): run the "
+        "migrations: python run_migrations.py (or, for the original system's database, --baseline); nothing was "
+        "written"]
+    assert catalog_of(original_db) == before
+    assert original_db.scalar("SELECT count(*) FROM tickets.inc") == 0
+    assert bucket.keys("automations/inc/changes/") == [f"automations/inc/changes/{p.name}" for p in
+                                                       sorted((SAMPLES / "inc" / "changes").glob("*.csv"))]

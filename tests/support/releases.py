@@ -13,6 +13,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+from support import hostile
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PREVIOUS_RELEASE = "11ecd99f77dee93fbb690fe1f4b5a6b24b336faa"
@@ -50,5 +52,14 @@ def migrate_with(tree: Path, database_url: str, *, up_to: int | None = None) -> 
             if int(path.name.split("_", 1)[0]) > up_to:
                 path.unlink()
     return subprocess.run([sys.executable, "run_migrations.py", "--dir", str(migrations)], cwd=tree,
-                          capture_output=True, text=True, env={**os.environ, "DATABASE_URL": database_url},
+                          capture_output=True, text=True, env=as_the_field_ran({**os.environ,
+                                                                                "DATABASE_URL": database_url}),
                           check=False)
+
+
+def as_the_field_ran(env: dict[str, str]) -> dict[str, str]:
+    """An earlier release's process ran on the server it was deployed to, not on the hostile bed: on that bed it
+    is given PostgreSQL's defaults (it predates pinning its own)."""
+    if os.environ.get("FLEETTICKETS_TEST_BED") == "hostile":
+        return {**env, "PGOPTIONS": hostile.FIELD_OPTIONS}
+    return env
