@@ -300,6 +300,21 @@ def migrate(conn: psycopg.Connection, tree: Tree, say: Callable[[str], None] = p
         locks.unlock(conn, "migrations")
 
 
+def not_ready(conn: psycopg.Connection, tree: Tree) -> str | None:
+    """Why a run of this release must not write to this database (its schema is not this release's), or None."""
+    if not _tracking(conn)[0]:
+        adopt = " (or, for the original system's database, --baseline)" if baseline.objects_present(conn) else ""
+        return (f"this database is not deployed by this release (no tickets.schema_migrations): run the migrations: "
+                f"python run_migrations.py{adopt}; nothing was written")
+    applied = set(applied_checksums(conn))
+    waiting = [m.name for m in tree.versioned if m.name not in applied]
+    if waiting:
+        return (f"{len(waiting)} migration(s) of this release are not applied to this database ({waiting[0]}"
+                f"{' … ' + waiting[-1] if len(waiting) > 1 else ''}): run the migrations: python run_migrations.py; "
+                "nothing was written")
+    return None
+
+
 def planted_in_public(conn: psycopg.Connection, todo: Sequence[SqlFile]) -> list[str]:
     """Functions and operators in public, made by another role and no extension, that the pending files run with
     public on their path could call instead of what they mean."""

@@ -443,3 +443,17 @@ def test_rows_the_database_loses_on_the_way_make_the_file_fail_its_accounting(db
     assert "records do not add up: the reader counted 1 staged and 1 rejected rows, the database holds 1 and 0" in \
         outcome.err
     assert db.scalar("SELECT count(*) FROM tickets.inc") == 0
+
+
+def test_a_database_behind_this_release_says_which_migrations_wait_and_writes_nothing(db, bucket, run_import):
+    bucket.put_samples("inc")
+    newest = schema.discover().versioned[-1].name
+    db.execute("DELETE FROM tickets.schema_migrations WHERE name = %s", (newest,))
+
+    outcome = run_import("inc", "--from-bucket", "--apply")
+
+    assert outcome.code == 1
+    assert outcome.err.strip() == (f"inc: error: 1 migration(s) of this release are not applied to this database "
+                                   f"({newest}): run the migrations: python run_migrations.py; nothing was written")
+    assert db.scalar("SELECT count(*) FROM tickets.ingest_runs") == 0
+    assert db.scalar("SELECT count(*) FROM tickets.inc") == 0
