@@ -162,14 +162,43 @@ WHERE has_schema_privilege(r.oid, 'public', 'CREATE') AND NOT r.rolsuper AND r.r
 ORDER BY 1
 """
 # A statement_timeout set on a function does not bound a call of it (the timer is armed once per top-level
-# statement) and a group role's settings are not inherited: the map's bound belongs on each login that calls.
-UNBOUNDED_READERS = """
-SELECT r.rolname FROM pg_roles AS r
-WHERE r.rolcanlogin AND pg_has_role(r.oid, 'fleettickets_reader', 'MEMBER') AND NOT r.rolsuper
-  AND NOT EXISTS (SELECT FROM pg_db_role_setting AS s, unnest(s.setconfig) AS setting
-                  WHERE s.setrole = r.oid AND s.setdatabase IN (0, (SELECT oid FROM pg_database
-                                                                    WHERE datname = current_database()))
-                    AND setting LIKE 'statement_timeout=%' AND setting NOT IN ('statement_timeout=0'))
+# statement) and a group role's settings are not inherited: the map's bounds belong on each login that calls.
+# Without a connection limit a leaking pool takes every slot and keeps the ingest out; without an idle bound a
+# session left in a transaction holds what a deploy waits for.
+READER_LOGINS = """
+SELECT r.rolname, r.rolconnlimit,
+       EXISTS (SELECT FROM pg_catalog.pg_db_role_setting AS s, pg_catalog.unnest(s.setconfig) AS setting
+               WHERE s.setrole = r.oid AND s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database
+                                                                 WHERE datname = current_database()))
+                 AND setting LIKE 'statement_timeout=%' AND setting <> 'statement_timeout=0'),
+       EXISTS (SELECT FROM pg_catalog.pg_db_role_setting AS s, pg_catalog.unnest(s.setconfig) AS setting
+               WHERE s.setrole = r.oid AND s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database
+                                                                 WHERE datname = current_database()))
+                 AND setting LIKE 'idle_in_transaction_session_timeout=%'
+                 AND setting <> 'idle_in_transaction_session_timeout=0')
+FROM pg_catalog.pg_roles AS r
+WHERE r.rolcanlogin AND pg_catalog.pg_has_role(r.oid, 'fleettickets_reader', 'MEMBER') AND NOT r.rolsuper
+ORDER BY 1
+"""
+# Who may create schemas here, besides a superuser, the database's owner and our own roles: such a role may name
+# one after a login of ours.
+DATABASE_CREATORS = """
+SELECT r.rolname FROM pg_catalog.pg_roles AS r
+WHERE pg_catalog.has_database_privilege(r.oid, current_database(), 'CREATE') AND NOT r.rolsuper
+  AND r.rolname !~ '^pg_' AND r.rolname NOT IN ('fleettickets_owner', 'fleettickets_ingest', 'fleettickets_reader')
+  AND r.oid <> (SELECT d.datdba FROM pg_catalog.pg_database AS d WHERE d.datname = current_database())
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS g WHERE g.rolname = 'fleettickets_owner'
+                                                       AND pg_catalog.pg_has_role(r.oid, g.oid, 'MEMBER'))
+ORDER BY 1
+"""
+# A schema named after one of our roles or logins that someone else owns: "$user" in a default path finds it.
+NAMED_AFTER_US = """
+SELECT n.nspname::text, pg_catalog.pg_get_userbyid(n.nspowner)
+FROM pg_catalog.pg_namespace AS n JOIN pg_catalog.pg_roles AS r ON r.rolname = n.nspname
+WHERE n.nspowner <> r.oid
+  AND EXISTS (SELECT FROM pg_catalog.pg_roles AS g
+              WHERE g.rolname IN ('fleettickets_owner', 'fleettickets_ingest', 'fleettickets_reader')
+                AND pg_catalog.pg_has_role(r.oid, g.oid, 'MEMBER'))
 ORDER BY 1
 """
 # Rights a role holds of its own on our objects bypass the three groups: the original system's map login, say,
@@ -444,10 +473,25 @@ def apply_roles(conn: psycopg.Connection, tree: Tree, say: Callable[[str], None]
             f"IN SCHEMA tickets, reporting FROM {role}; REVOKE ALL ON ALL SEQUENCES IN SCHEMA tickets, reporting "
             f"FROM {role}; REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tickets, reporting FROM {role} (then make it a "
             "member of the role it needs)")
-    for login in (name for (name,) in conn.execute(UNBOUNDED_READERS).fetchall()):
-        say(f"warning: {login} calls the reporting functions with no time limit of its own: "
-            f"ALTER ROLE {login} SET statement_timeout = '30s' (a limit on a function or a group role does not "
-            "bound a call)")
+    for login, connection_limit, time_limited, idle_limited in conn.execute(READER_LOGINS).fetchall():
+        if not time_limited:
+            say(f"warning: {login} calls the reporting functions with no time limit of its own: "
+                f"ALTER ROLE {login} SET statement_timeout = '30s' (a limit on a function or a group role does not "
+                "bound a call)")
+        if connection_limit < 0:
+            say(f"warning: {login} may open any number of connections: a leaking pool can take every slot and "
+                f"keep the ingest out: ALTER ROLE {login} CONNECTION LIMIT 20 (its pool's size, with room)")
+        if not idle_limited:
+            say(f"warning: {login} may stay idle in a transaction without end, holding what a deploy waits for: "
+                f"ALTER ROLE {login} SET idle_in_transaction_session_timeout = '60s'")
+    for role in (name for (name,) in conn.execute(DATABASE_CREATORS).fetchall()):
+        say(f"warning: {role} may create schemas in this database, so it may name one after a login of ours: our "
+            "sessions never search one (their path is pinned), other apps' default path (\"$user\", public) does: "
+            f"REVOKE CREATE ON DATABASE {conn.info.dbname} FROM {role} unless it must create schemas")
+    for name, owner in conn.execute(NAMED_AFTER_US).fetchall():
+        say(f"warning: schema {name} is named after our role {name} but owned by {owner}: our sessions never search "
+            f"it, but a session of {name} with the default path (\"$user\", public) would find what {owner} put "
+            f"there: ask {owner} to move it (ALTER SCHEMA {name} RENAME TO …)")
 
 
 def print_status(conn: psycopg.Connection, tree: Tree) -> None:

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from fleettickets import schema
+from support import hostile
 from support.stack import SAMPLES, TestDatabase
 
 CALLS = {
@@ -221,24 +222,51 @@ def test_roles_revokes_create_on_public_and_warns_of_who_else_may_write_it(db, c
         # As the warning says: revoke it, and --roles no longer warns.
         db.execute("REVOKE CREATE ON SCHEMA public FROM ft_other_app")
         assert schema.main(["--roles"]) == 0
-        assert "warning" not in capsys.readouterr().out
+        assert hostile.warnings_but_the_beds(capsys.readouterr().out) == []
     finally:
         with db.connect() as conn:
             conn.execute("REVOKE ALL ON SCHEMA public FROM ft_other_app")
             conn.execute("DROP ROLE ft_other_app")
 
 
-def test_roles_warns_of_a_map_login_without_a_time_limit_until_the_advice_is_followed(db, roles, capsys):
+def test_roles_warns_of_a_map_login_without_its_bounds_until_the_advice_is_followed(db, roles, capsys):
+    """A time limit, a connection limit (finding 5: a leaking pool took 97 of 100 slots) and an idle bound."""
     reader = psycopg.conninfo.conninfo_to_dict(roles["reader"])["user"]
     capsys.readouterr()
 
     assert schema.main(["--roles"]) == 0
-    advice = f"ALTER ROLE {reader} SET statement_timeout = '30s'"
-    assert f"warning: {reader} calls the reporting functions with no time limit of its own: {advice}" in \
-        capsys.readouterr().out
+    out = capsys.readouterr().out
+    advice = [f"ALTER ROLE {reader} SET statement_timeout = '30s'", f"ALTER ROLE {reader} CONNECTION LIMIT 20",
+              f"ALTER ROLE {reader} SET idle_in_transaction_session_timeout = '60s'"]
+    assert f"warning: {reader} calls the reporting functions with no time limit of its own: {advice[0]}" in out
+    assert f"warning: {reader} may open any number of connections: a leaking pool can take every slot and keep " \
+           f"the ingest out: {advice[1]}" in out
+    assert f"warning: {reader} may stay idle in a transaction without end" in out and advice[2] in out
 
-    db.execute(advice)
+    for statement in advice:
+        db.execute(statement)
     assert schema.main(["--roles"]) == 0
-    assert reader not in capsys.readouterr().out
+    assert not [line for line in hostile.warnings_but_the_beds(capsys.readouterr().out) if reader in line]
     with psycopg.connect(roles["reader"], autocommit=True) as conn:
         assert conn.execute("SHOW statement_timeout").fetchone()[0] == "30s"
+        assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0] == "1min"
+    assert db.scalar("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", (reader,)) == 20
+
+
+def test_roles_warns_of_who_may_create_schemas_and_of_schemas_named_after_our_logins(db, roles, capsys):
+    ingest = psycopg.conninfo.conninfo_to_dict(roles["ingest"])["user"]
+    with db.connect() as conn:
+        conn.execute("CREATE ROLE schema_maker")
+        conn.execute(f"GRANT CREATE ON DATABASE {db.name} TO schema_maker")
+        conn.execute(f"CREATE SCHEMA {ingest} AUTHORIZATION schema_maker")
+    try:
+        capsys.readouterr()
+        assert schema.main(["--roles"]) == 0
+        out = capsys.readouterr().out
+        assert "warning: schema_maker may create schemas in this database" in out
+        assert f"REVOKE CREATE ON DATABASE {db.name} FROM schema_maker" in out
+        assert f"warning: schema {ingest} is named after our role {ingest} but owned by schema_maker" in out
+    finally:
+        with db.connect() as conn:
+            conn.execute(f"DROP SCHEMA {ingest}; REVOKE CREATE ON DATABASE {db.name} FROM schema_maker; "
+                         "DROP ROLE schema_maker")

@@ -272,3 +272,9 @@ def configure_cluster(conn: psycopg.Connection) -> None:
         # search_path is a list of names: written bare, not as one quoted string (which would be one name).
         given = sql.SQL(value) if name == "search_path" else sql.Literal(value)
         conn.execute(sql.SQL("ALTER ROLE ALL SET {} = {}").format(sql.Identifier(name.lower()), given))
+
+
+def warnings_but_the_beds(output: str) -> list[str]:
+    """`--roles`' warnings, less those about the schemas this bed itself planted (named after our logins)."""
+    return [line for line in output.splitlines()
+            if line.startswith("warning") and f"but owned by {TENANT}:" not in line]
