@@ -11,6 +11,7 @@ raises when called, so a call that reaches one fails naming it.
 
 from __future__ import annotations
 
+import os
 import re
 
 import psycopg
@@ -254,8 +255,9 @@ def test_roles_warns_of_a_map_login_without_its_bounds_until_the_advice_is_follo
 
 
 def test_roles_warns_of_who_may_create_schemas_and_of_schemas_named_after_our_logins(db, roles, capsys):
-    ingest = psycopg.conninfo.conninfo_to_dict(roles["ingest"])["user"]
+    ingest = f"ft_named_after_{os.getpid()}"
     with db.connect() as conn:
+        conn.execute(f"CREATE ROLE {ingest} LOGIN IN ROLE fleettickets_ingest")
         conn.execute("CREATE ROLE schema_maker")
         conn.execute(f"GRANT CREATE ON DATABASE {db.name} TO schema_maker")
         conn.execute(f"CREATE SCHEMA {ingest} AUTHORIZATION schema_maker")
@@ -269,4 +271,4 @@ def test_roles_warns_of_who_may_create_schemas_and_of_schemas_named_after_our_lo
     finally:
         with db.connect() as conn:
             conn.execute(f"DROP SCHEMA {ingest}; REVOKE CREATE ON DATABASE {db.name} FROM schema_maker; "
-                         "DROP ROLE schema_maker")
+                         f"DROP ROLE schema_maker; DROP ROLE {ingest}")
