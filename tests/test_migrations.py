@@ -264,9 +264,11 @@ def test_19_keeps_inc_history_and_sla_target_on_a_database_migrated_by_the_previ
 
 # Objects whose definition this tree changes on purpose since PREVIOUS_RELEASE (tests/support/releases.py): the
 # upgrade must change nothing else. Migration 22 and the read layer pin the caller-rights functions' path to
-# pg_catalog alone (the geom rule, its re-run over every ticket, the history capture).
+# pg_catalog alone (the geom rule, its re-run over every ticket, the history capture, the argument checks), and
+# errors quote a caller's argument through tickets.quoted_argument.
 CHANGED_SINCE_RELEASE = {"tickets.resolve_geom", "tickets.set_ticket_geom", "tickets.resolve_ticket_geoms",
-                         "tickets.capture_history"}
+                         "tickets.capture_history", "tickets.quoted_argument", "tickets.known_dataset",
+                         "tickets.dashboard_window", "reporting.fn_nearest_open_tickets"}
 TRACKING = "tickets.schema_read_layer"
 
 

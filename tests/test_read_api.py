@@ -173,6 +173,29 @@ def test_a_bad_window_is_an_error_saying_what_is_allowed(db, loaded, window, sta
         call(db, "SELECT reporting.fn_inc_dashboard(NULL, NULL, %s, %s, %s)", (window, start, end))
 
 
+HUGE = "x" * 1_048_576
+
+
+@pytest.mark.parametrize(("query", "argument"), [
+    ("SELECT reporting.fn_inc_dashboard(NULL, NULL, %s, NULL, NULL)", "p_window"),
+    ("SELECT reporting.fn_nearest_open_tickets(-1.29, 36.78, 5, 10, %s)", "p_dataset"),
+    ("SELECT tickets.capture_history(%s)", "dataset"),
+], ids=["dashboard-window", "nearest-dataset", "capture-dataset"])
+def test_an_error_quotes_a_short_escaped_prefix_of_what_the_caller_sent(db, query, argument):
+    """Finding 7: a refused 1 MB argument made a 1 MB error, and a control character went into it as it came."""
+    for sent, quoted in [(HUGE, "'" + "x" * 40 + "' … (1048576 characters)"),
+                         ("inc\n\x1b[31mforged\u202e", r"'inc\x0a\x1b[31mforged\u202e'")]:
+        with db.connect() as conn:
+            try:
+                conn.execute(query, (sent,))
+            except psycopg.errors.InvalidParameterValue as refused:
+                message = refused.diag.message_primary or ""
+            else:
+                raise AssertionError(f"{query} took {sent[:10]!r} as its {argument}")
+        assert message.endswith(f"(got {quoted})"), message
+        assert len(message) < 200
+
+
 def test_dashboard_geojson_is_valid_with_null_geometry_for_unplaced_tickets(db, loaded):
     db.execute("INSERT INTO tickets.geo_clusters (cluster, lat, lon, status) VALUES ('Kilimani', -1.29, 36.78, 'ok')")
     db.execute("SELECT tickets.resolve_ticket_geoms()")

@@ -1,6 +1,6 @@
 -- The window closures are counted in; every window ends at tickets.clock().
 CREATE OR REPLACE FUNCTION tickets.dashboard_window(p_window text, p_from timestamptz, p_to timestamptz) RETURNS tstzrange
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     current timestamptz := tickets.clock();
 BEGIN
@@ -17,7 +17,7 @@ BEGIN
             RETURN tstzrange(p_from, p_to, '[]');
         ELSE
             RAISE EXCEPTION 'p_window must be one of 24h, 7d, 30d, or custom with p_from and p_to (got %)',
-                COALESCE(quote_literal(p_window), 'NULL')
+                tickets.quoted_argument(p_window)
                 USING ERRCODE = 'invalid_parameter_value';
     END CASE;
 END

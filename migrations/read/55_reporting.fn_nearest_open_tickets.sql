@@ -30,7 +30,7 @@ BEGIN
     END IF;
     -- Any case and spacing, as p_cluster: 'INC' is inc.
     IF p_dataset IS NOT NULL AND lower(btrim(p_dataset)) NOT IN ('inc', 'crq') THEN
-        RAISE EXCEPTION 'p_dataset must be inc, crq, or NULL for both (got %)', quote_literal(p_dataset)
+        RAISE EXCEPTION 'p_dataset must be inc, crq, or NULL for both (got %)', tickets.quoted_argument(p_dataset)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     EXECUTE $q$
