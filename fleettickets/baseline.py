@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,19 @@ from fleettickets.errors import FleetError
 
 MANIFEST_NAME = "baseline/01-13.json"
 
-PARTS_OF_TABLES = frozenset({"column", "constraint", "trigger", "index"})
+PARTS_OF_TABLES = frozenset({"column", "constraint", "trigger", "index", "rule", "policy"})
+RUNS_CODE_KINDS = frozenset({"trigger", "rule", "policy", "event_trigger"})
+"""Objects that run code when our tables are written or read, or when a deploy runs DDL: one 01–13 do not make
+(another app's, the original map login's) or that differs would run for the ingest or, during --baseline, as
+the owner. Refused, never noted."""
+# Where to look at an object a refusal names (in psql).
+LOOK_AT = {
+    "trigger": "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = {name}",
+    "rule": "SELECT pg_get_ruledef(oid) FROM pg_rewrite WHERE rulename = {name}",
+    "policy": "SELECT * FROM pg_policies WHERE policyname = {name}",
+    "event_trigger": "\\dy {name}",
+    "function": "\\sf+ {name}",
+}
 DATA_BEARING_KINDS = frozenset({"schema", "extension", "table", "column", "constraint"})
 """Structure that holds or admits rows: a difference there changes what the data is or which rows fit (so do a
 unique index and an immutable function, which generated columns compute with). Views, other functions,
@@ -45,7 +58,10 @@ SELECT 'extension', e.extname, 'in schema ' || e.extnamespace::regnamespace::tex
 FROM pg_extension AS e WHERE e.extname = 'postgis'
 UNION ALL
 SELECT CASE WHEN c.relkind IN ('v', 'm') THEN 'view' ELSE 'table' END, c.oid::regclass::text,
-       CASE WHEN c.relkind IN ('v', 'm') THEN 'query md5 ' || md5(pg_get_viewdef(c.oid)) ELSE '' END
+       CASE WHEN c.relkind IN ('v', 'm') THEN 'query md5 ' || md5(pg_get_viewdef(c.oid))
+            WHEN c.relrowsecurity THEN 'row level security' || CASE WHEN c.relforcerowsecurity THEN ', forced'
+                                                                    ELSE '' END
+            ELSE '' END
 FROM pg_class AS c
 WHERE c.relnamespace::regnamespace::text IN ('tickets', 'reporting') AND c.relkind IN ('r', 'p', 'v', 'm')
 UNION ALL
@@ -74,6 +90,20 @@ UNION ALL
 SELECT 'trigger', t.tgrelid::regclass::text || ' ' || quote_ident(t.tgname), pg_get_triggerdef(t.oid)
 FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid
 WHERE c.relnamespace::regnamespace::text IN ('tickets', 'reporting') AND NOT t.tgisinternal
+UNION ALL
+SELECT 'rule', r.ev_class::regclass::text || ' ' || quote_ident(r.rulename), pg_get_ruledef(r.oid)
+FROM pg_rewrite AS r JOIN pg_class AS c ON c.oid = r.ev_class
+WHERE c.relnamespace::regnamespace::text IN ('tickets', 'reporting') AND r.rulename <> '_RETURN'
+UNION ALL
+SELECT 'policy', pol.polrelid::regclass::text || ' ' || quote_ident(pol.polname),
+       concat_ws(' ', pol.polcmd::text, 'using', pg_get_expr(pol.polqual, pol.polrelid), 'check',
+                 pg_get_expr(pol.polwithcheck, pol.polrelid))
+FROM pg_policy AS pol JOIN pg_class AS c ON c.oid = pol.polrelid
+WHERE c.relnamespace::regnamespace::text IN ('tickets', 'reporting')
+UNION ALL
+SELECT 'event_trigger', quote_ident(e.evtname),
+       concat_ws(' ', 'on', e.evtevent, 'runs', e.evtfoid::regprocedure::text, 'enabled', e.evtenabled::text)
+FROM pg_event_trigger AS e
 UNION ALL
 SELECT 'function', p.oid::regprocedure::text,
        concat_ws(' ', 'returns', pg_get_function_result(p.oid), 'language', l.lanname,
@@ -186,6 +216,9 @@ class Difference:
     """What 01–13 make; None when they make no such object."""
     file: str | None
     """The migration that makes the expected object."""
+    redefined_later: bool = False
+    """A function that a migration after 13 or the read layer creates again (CREATE OR REPLACE), as the deploy
+    that follows the adoption will."""
 
     @property
     def kind(self) -> str:
@@ -197,8 +230,18 @@ class Difference:
         inside a table they make (a column, a constraint, a unique index): data we would not know of."""
         sides = (self.live or "", self.expected or "")
         unique_index = self.kind == "index" and any("CREATE UNIQUE INDEX" in side for side in sides)
+        if self.kind in RUNS_CODE_KINDS:
+            return True
+        # Owner rights it was not made with: whoever may call it acts as its owner (finding 9: our trigger
+        # function, made SECURITY DEFINER by the original app, ran with owner rights for every ticket).
+        if self.kind == "function" and " security definer" in (self.live or "") \
+                and " security definer" not in (self.expected or ""):
+            return True
         if self.expected is None:
             return self.kind in {"column", "constraint"} or unique_index
+        # A function of ours that differs and that nothing after 13 creates again would keep running as it is.
+        if self.kind == "function" and self.live is not None and not self.redefined_later:
+            return True
         # Generated columns and index expressions can only call immutable functions: one of those that differs
         # computes the stored values differently.
         computes_stored = self.kind == "function" and any(" immutable" in side for side in sides)
@@ -213,19 +256,31 @@ class Difference:
         if self.live is None:
             return f"{self.key}: missing (made by {self.file}" + (f": {self.expected})" if self.expected else ")")
         if self.expected is None:
-            return f"{self.key}: not made by migrations 01–13" + (f" ({self.live})" if self.live else "")
-        return f"{self.key}: here {self.live}; {self.file} makes {self.expected}"
+            said = f"{self.key}: not made by migrations 01–13" + (f" ({self.live})" if self.live else "")
+        else:
+            said = f"{self.key}: here {self.live}; {self.file} makes {self.expected}"
+        return said + (f"; look at it with {self.look_at()}" if self.refused and self.kind in LOOK_AT else "")
+
+    def look_at(self) -> str:
+        name = self.key.split(" ", 1)[1]
+        if self.kind in {"trigger", "rule", "policy"}:
+            name = "'" + name.split(" ", 1)[1].strip('"').replace("'", "''") + "'"
+        return LOOK_AT[self.kind].format(name=name)
 
 
-def compare(manifest: Manifest, live: dict[str, str]) -> list[Difference]:
-    """Every object the two disagree on, in name order."""
+def compare(manifest: Manifest, live: dict[str, str], redefined_later: frozenset[str] = frozenset()
+            ) -> list[Difference]:
+    """Every object the two disagree on, in name order. `redefined_later`: the functions (schema.name) that the
+    migrations after 13 and the read layer create again."""
     differences = []
     for key in sorted(set(manifest.objects) | set(live)):
         expected = manifest.objects.get(key)
         definition = expected["definition"] if expected else None
         if key in live and definition == live[key]:
             continue
-        differences.append(Difference(key, live.get(key), definition, expected["file"] if expected else None))
+        recreated = key.startswith("function ") and key.split(" ", 1)[1].split("(", 1)[0] in redefined_later
+        differences.append(Difference(key, live.get(key), definition, expected["file"] if expected else None,
+                                      recreated))
     # The parts of a table 01–13 do not make (another app's) are not ours to compare; those of a missing table
     # are said by the table's own line.
     made_tables = {key.split(" ", 1)[1] for key in manifest.objects if key.startswith(("table ", "view "))}
@@ -239,10 +294,22 @@ def _table_of(difference: Difference) -> str:
     name = difference.key.split(" ", 1)[1]
     if difference.kind == "column":
         return name.rsplit(".", 1)[0]
-    if difference.kind in {"constraint", "trigger"}:
+    if difference.kind in {"constraint", "trigger", "rule", "policy"}:
         return name.split(" ", 1)[0]
     on = (difference.live or difference.expected or "").partition(" ON ")[2].split(" USING ")[0]
     return on.removeprefix("ONLY ").strip()
+
+
+CREATES_FUNCTION = re.compile(r"(?:CREATE\s+(?:OR\s+REPLACE\s+)?|DROP\s+)FUNCTION\s+(?:IF\s+EXISTS\s+)?"
+                              r"((?:tickets|reporting)\.\w+)\s*\(", re.IGNORECASE)
+
+
+def recreated_functions(migrations_dir: Path, manifest: Manifest) -> frozenset[str]:
+    """The functions (schema.name) that a versioned file after the manifest's or a read-layer file creates again
+    or drops: what the adoption's deploy does with them, whatever they are here."""
+    later = [path for path in migrations_dir.glob("*.sql") if path.name not in manifest.files]
+    return frozenset(name.lower() for path in [*later, *(migrations_dir / "read").glob("*.sql")]
+                     for name in CREATES_FUNCTION.findall(path.read_text(encoding="utf-8")))
 
 
 def normalized_watermark(dataset: str, value: str, now: dt.datetime) -> str | None:
@@ -277,7 +344,7 @@ def examine(conn: psycopg.Connection, migrations_dir: Path, versioned: Sequence[
     if edited:
         raise BaselineRefused(f"the baseline manifest describes other files than this tree's {', '.join(edited)}: "
                               "regenerate it (tests/test_baseline.py says how)")
-    differences = compare(manifest, snapshot(conn))
+    differences = compare(manifest, snapshot(conn), recreated_functions(migrations_dir, manifest))
     for difference in differences:
         say(f"{difference.verdict}: {outward.line(difference.describe())}")
     refused = [d for d in differences if d.refused]
@@ -287,7 +354,8 @@ def examine(conn: psycopg.Connection, migrations_dir: Path, versioned: Sequence[
                 "spelling of an expression differs, regenerate the manifest on this major)"
                 if major != manifest.postgres else "")
         raise BaselineRefused(
-            f"{len(refused)} differences in structure that holds data (marked 'refused' above){hint}: nothing was "
+            f"{len(refused)} differences in structure that holds data or runs code (marked 'refused' above){hint}: "
+            "nothing was "
             "changed. Make each match what the named migration makes (or restore the original system's schema), "
             "then run --baseline again; run_migrations.py --status shows the comparison")
     return Adoption(manifest, [outward.line(d.describe()) for d in differences], _carried_watermarks(conn))

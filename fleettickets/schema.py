@@ -523,16 +523,17 @@ def print_status(conn: psycopg.Connection, tree: Tree) -> None:
 def print_adoption(conn: psycopg.Connection, tree: Tree) -> None:
     """--status on a database another runner built: what --baseline would find, changing nothing."""
     manifest = baseline.Manifest.load(tree.directory)
-    differences = baseline.compare(manifest, baseline.snapshot(conn))
+    differences = baseline.compare(manifest, baseline.snapshot(conn),
+                                   baseline.recreated_functions(tree.directory, manifest))
     print("not deployed by this runner (no tickets.schema_migrations): another runner built this database. "
           "Compared with what migrations 01–13 make:")
     for difference in differences:
         print(f"  {difference.verdict:8} {outward.line(difference.describe())}")
     if any(d.refused for d in differences):
-        print("--baseline would refuse: structure that holds data differs (marked refused)")
+        print("--baseline would refuse: structure that holds data or runs code differs (marked refused)")
         return
     rest = [m.name for m in tree.versioned if m.name not in manifest.files]
-    print(f"{'the same' if not differences else 'no difference in structure that holds data'}: --baseline would "
+    print(f"{'the same' if not differences else 'no difference that holds data or runs code'}: --baseline would "
           f"record {len(manifest.files)} files as baselined, carry the watermark over and apply {len(rest)} "
           "(" + (f"{rest[0]} … {rest[-1]}" if rest else "none") + ") and the read layer")
 
@@ -547,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "to fleettickets_owner and apply the grants; run once by a DBA, safe to repeat")
     parser.add_argument("--baseline", action="store_true",
                         help="adopt a database the original system built (its migrations 01-13, none of our "
-                             "tracking): compare it with what 01-13 make, refuse if structure that holds data "
+                             "tracking): compare it with what 01-13 make, refuse if what holds data or runs code "
                              "differs, else record 01-13 as baselined, carry the importer's watermark over and "
                              "apply the rest; one transaction")
     parser.add_argument("--dir", type=Path, default=MIGRATIONS_DIR,

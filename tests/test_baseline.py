@@ -162,8 +162,31 @@ def test_an_adopted_database_has_the_schema_a_fresh_deploy_makes(original_db, db
     ("CREATE OR REPLACE FUNCTION tickets.to_bool(p text) RETURNS boolean LANGUAGE sql IMMUTABLE "
      "AS $$ SELECT p = 'yes' $$",
      ["function tickets.to_bool(text): here returns boolean language sql immutable body md5"]),
+    # Finding 8: the original map login's trigger ran as the owner during --baseline, and as the ingest after.
+    ("CREATE FUNCTION public.planted_audit() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$; "
+     "CREATE TRIGGER planted_audit BEFORE UPDATE ON tickets.sla_settings FOR EACH ROW "
+     "EXECUTE FUNCTION public.planted_audit()",
+     ["trigger tickets.sla_settings planted_audit: not made by migrations 01–13 (CREATE TRIGGER planted_audit "
+      "BEFORE UPDATE ON tickets.sla_settings FOR EACH ROW EXECUTE FUNCTION public.planted_audit()); look at it "
+      "with SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'planted_audit'"]),
+    # Finding 9: our trigger function, made SECURITY DEFINER by the original app, ran as the owner for every ticket.
+    ("ALTER FUNCTION tickets.set_ticket_geom() SECURITY DEFINER",
+     ["function tickets.set_ticket_geom(): here returns trigger language plpgsql volatile security definer"]),
+    ("CREATE RULE planted AS ON INSERT TO tickets.inc DO ALSO NOTIFY planted",
+     ["rule tickets.inc planted: not made by migrations 01–13"]),
+    ("ALTER TABLE tickets.inc ENABLE ROW LEVEL SECURITY; CREATE POLICY planted ON tickets.inc USING (true)",
+     ["table tickets.inc: here row level security; 01_tickets_schema.sql makes ",
+      "policy tickets.inc planted: not made by migrations 01–13"]),
+    ("CREATE FUNCTION public.ddl_spy() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN END$$; "
+     "CREATE EVENT TRIGGER ddl_spy ON ddl_command_end EXECUTE FUNCTION public.ddl_spy()",
+     ["event_trigger ddl_spy: not made by migrations 01–13 (on ddl_command_end runs public.ddl_spy()"]),
+    ("CREATE OR REPLACE FUNCTION tickets.forbid_change() RETURNS trigger LANGUAGE plpgsql "
+     "AS $$BEGIN RETURN NEW; END$$",
+     ["function tickets.forbid_change(): here returns trigger language plpgsql volatile body md5"]),
 ], ids=["missing column and another type", "extra column", "missing check", "missing table",
-        "a function generated columns compute with"])
+        "a function generated columns compute with", "a trigger another login planted",
+        "our trigger function made owner-rights", "a rule", "row security and a policy", "an event trigger",
+        "a function of ours nothing after 13 recreates"])
 def test_a_database_whose_structure_differs_is_refused_naming_each_difference(original_db, change, named):
     original_db.execute(change)
     before = catalog_of(original_db)
