@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from fleettickets import edge, pipeline, status
+from fleettickets import edge, pipeline, schema, status
 from fleettickets.bucket import Bucket
 from fleettickets.dataset import Dataset
 from fleettickets.errors import ConfigError
@@ -84,6 +84,12 @@ def main(dataset: Dataset, argv: Sequence[str] | None = None, commands: Sequence
             return status.print_status(dataset, _bucket_if_configured())
         if args.check:
             return check(dataset, log, args.max_run_age, args.max_file_age)
+        # Before anything writes: a database behind this release (or the original system's, not yet adopted)
+        # would take part of a run and leave the rest, and its errors would never say what to do.
+        unready = schema.database_not_ready()
+        if unready:
+            log.error(unready)
+            return edge.EXIT_FAILED
         if chosen:
             return chosen[0].run(args)
         return pipeline.ingest(dataset, apply=args.apply, reseed=args.reseed, local_files=args.csv or ())

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from fleettickets import clock, database, ledger, load, locks, outward, schema
+from fleettickets import clock, database, ledger, load, locks, outward
 from fleettickets.bucket import (
     Bucket,
     ObjectChanged,
@@ -53,10 +53,6 @@ def ingest(dataset: Dataset, *, apply: bool, reseed: bool = False, local_files: 
     limits = RunLimits.from_env()
     bucket = None if local_files else Bucket(BucketSettings.from_env())
     with database.connect(limits=limits) as conn:
-        unready = schema.not_ready(conn, schema.discover())
-        if unready:
-            log.error(unready)
-            return 1
         if not locks.try_lock(conn, dataset.name):
             stranger = locks.held_by_stranger(conn, dataset.name)
             if stranger:

@@ -344,6 +344,12 @@ def not_ready(conn: psycopg.Connection, tree: Tree) -> str | None:
     return None
 
 
+def database_not_ready() -> str | None:
+    """not_ready() for DATABASE_URL's database: what an ingest, geocoding or history run checks before it writes."""
+    with database.connect() as conn:
+        return not_ready(conn, discover())
+
+
 def planted_in_public(conn: psycopg.Connection, todo: Sequence[SqlFile]) -> list[str]:
     """Functions and operators in public, made by another role and no extension, that the pending files run with
     public on their path could call instead of what they mean."""
