@@ -219,6 +219,11 @@ ORDER BY 1
 TRACKED = """
 SELECT to_regclass('tickets.schema_migrations') IS NOT NULL, to_regclass('tickets.schema_read_layer') IS NOT NULL
 """
+TRACKING_COLUMNS = """
+SELECT a.attname::text FROM pg_catalog.pg_attribute AS a
+WHERE a.attrelid = 'tickets.schema_migrations'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+"""
+OUR_TRACKING_COLUMNS = frozenset({"name", "checksum", "applied_at", "duration_ms"})
 APPLIED = "SELECT name, checksum FROM tickets.schema_migrations"
 RECORD = "INSERT INTO tickets.schema_migrations (name, checksum, duration_ms) VALUES (%s, %s, %s)"
 READ_APPLIED = "SELECT name, checksum FROM tickets.schema_read_layer"
@@ -228,7 +233,18 @@ READ_RECORD = "INSERT INTO tickets.schema_read_layer (name, checksum) VALUES (%s
 
 def _tracking(conn: psycopg.Connection) -> tuple[bool, bool]:
     row = conn.execute(TRACKED).fetchone()
-    return (bool(row[0]), bool(row[1])) if row else (False, False)
+    versioned, read = (bool(row[0]), bool(row[1])) if row else (False, False)
+    if versioned:
+        columns = {name for (name,) in conn.execute(TRACKING_COLUMNS).fetchall()}
+        if not columns >= OUR_TRACKING_COLUMNS:
+            # Taken for ours, it would be read wrongly or refused at every turn, and --baseline would say the
+            # database is already deployed: the operator went in a circle.
+            raise MigrationError(
+                f"tickets.schema_migrations is not this runner's (its columns: {', '.join(sorted(columns))}; ours: "
+                f"{', '.join(sorted(OUR_TRACKING_COLUMNS))}): the original system's runner kept its own there. "
+                "Rename it (ALTER TABLE tickets.schema_migrations RENAME TO original_schema_migrations), then "
+                "adopt the database with python run_migrations.py --baseline; nothing was changed")
+    return versioned, read
 
 
 def applied_checksums(conn: psycopg.Connection) -> dict[str, str]:

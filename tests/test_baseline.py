@@ -363,3 +363,22 @@ def test_an_ingest_before_the_adoption_says_run_the_migrations_and_writes_nothin
     assert original_db.scalar("SELECT count(*) FROM tickets.inc") == 0
     assert bucket.keys("automations/inc/changes/") == [f"automations/inc/changes/{p.name}" for p in
                                                        sorted((SAMPLES / "inc" / "changes").glob("*.csv"))]
+
+
+def test_an_original_runners_own_schema_migrations_is_named_and_the_advice_leads_to_the_adoption(original_db):
+    """Finding 10: taken for ours, it sent the operator in a circle (deploy: 'use --baseline'; --baseline:
+    'already deployed')."""
+    original_db.execute("CREATE TABLE tickets.schema_migrations (version integer PRIMARY KEY, run_on date); "
+                        "INSERT INTO tickets.schema_migrations VALUES (13, '2025-06-01')")
+    before = catalog_of(original_db)
+    for args in ([], ["--baseline"], ["--status"]):
+        outcome = run_migrations(args)
+        assert outcome.returncode == 1, args
+        assert "tickets.schema_migrations is not this runner's (its columns: run_on, version; ours: applied_at, " \
+               "checksum, duration_ms, name)" in outcome.stderr
+    assert catalog_of(original_db) == before
+
+    original_db.execute("ALTER TABLE tickets.schema_migrations RENAME TO original_schema_migrations")
+    adopted = run_migrations(["--baseline"])
+    assert adopted.returncode == 0, adopted.stderr
+    assert "note: table tickets.original_schema_migrations: not made by migrations 01–13" in adopted.stdout
