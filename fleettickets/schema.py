@@ -551,7 +551,10 @@ def print_adoption(conn: psycopg.Connection, tree: Tree) -> None:
           "Compared with what migrations 01–13 make:")
     for difference in differences:
         print(f"  {difference.verdict:8} {outward.line(difference.describe())}")
-    if any(d.refused for d in differences):
+    bound = baseline.bound_to_what_is_dropped(conn, tree.directory, manifest)
+    for line in bound:
+        print(f"  refused  {outward.line(line)}")
+    if bound or any(d.refused for d in differences):
         print("--baseline would refuse: structure that holds data or runs code differs (marked refused)")
         return
     rest = [m.name for m in tree.versioned if m.name not in manifest.files]

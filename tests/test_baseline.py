@@ -183,10 +183,13 @@ def test_an_adopted_database_has_the_schema_a_fresh_deploy_makes(original_db, db
     ("CREATE OR REPLACE FUNCTION tickets.forbid_change() RETURNS trigger LANGUAGE plpgsql "
      "AS $$BEGIN RETURN NEW; END$$",
      ["function tickets.forbid_change(): here returns trigger language plpgsql volatile body md5"]),
+    # Finding 10: migration 16 made another team's function in reporting SECURITY DEFINER and revoked it.
+    ("CREATE FUNCTION reporting.team_kpis() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
+     ["function reporting.team_kpis(): not made by migrations 01–13 (returns integer language sql volatile body md5 "]),
 ], ids=["missing column and another type", "extra column", "missing check", "missing table",
         "a function generated columns compute with", "a trigger another login planted",
         "our trigger function made owner-rights", "a rule", "row security and a policy", "an event trigger",
-        "a function of ours nothing after 13 recreates"])
+        "a function of ours nothing after 13 recreates", "another team's function in reporting"])
 def test_a_database_whose_structure_differs_is_refused_naming_each_difference(original_db, change, named):
     original_db.execute(change)
     before = catalog_of(original_db)
@@ -382,3 +385,21 @@ def test_an_original_runners_own_schema_migrations_is_named_and_the_advice_leads
     adopted = run_migrations(["--baseline"])
     assert adopted.returncode == 0, adopted.stderr
     assert "note: table tickets.original_schema_migrations: not made by migrations 01–13" in adopted.stdout
+
+
+def test_another_teams_view_over_a_table_19_drops_is_refused_before_the_maintenance_window(original_db):
+    """Finding 10: --status predicted a clean adoption, then migration 19 stopped on the view inside the window."""
+    original_db.execute("CREATE SCHEMA finance; "
+                        "CREATE VIEW finance.daily_backlog AS SELECT * FROM tickets.inc_daily_snapshot")
+    before = catalog_of(original_db)
+    named = ("finance.daily_backlog is bound to tickets.inc_daily_snapshot, which a migration after 13 drops; look "
+             "at it with \\d+ finance.daily_backlog")
+
+    status = run_migrations(["--status"]).stdout
+    assert "--baseline would refuse" in status and named in status
+    refused = run_migrations(["--baseline"])
+    assert refused.returncode == 1 and f"refused: {named}" in refused.stdout
+    assert catalog_of(original_db) == before
+
+    original_db.execute("DROP VIEW finance.daily_backlog")  # as the line says, by its owner
+    assert run_migrations(["--baseline"]).returncode == 0
