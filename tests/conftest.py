@@ -22,7 +22,7 @@ from psycopg import sql
 
 import devstack
 from fleettickets import database, schema
-from support import hostile
+from support import hostile, releases
 from support.processes import Ingests
 from support.stack import TEMPLATE_DB, Outcome, TestBucket, TestDatabase, create_database, drop_database
 
@@ -125,6 +125,17 @@ def db(pg_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestDatab
     monkeypatch.setenv("DATABASE_URL", database.url)
     yield database
     assert_nothing_planted_ran(database)
+    drop_database(pg_admin_url, database.name)
+
+
+@pytest.fixture
+def original_db(pg_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestDatabase]:
+    """The original system's database: 01–13 applied with psql; DATABASE_URL points at it."""
+    database = create_database(pg_admin_url, template="template0")
+    for migration in releases.original_files():
+        releases.psql_file(database.url, migration.path)
+    monkeypatch.setenv("DATABASE_URL", database.url)
+    yield database
     drop_database(pg_admin_url, database.name)
 
 

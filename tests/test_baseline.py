@@ -7,28 +7,19 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg import sql
 
-import devstack
 from fleettickets import baseline, schema
 from support import catalog, hostile, releases
 from support.oracle import reference_state
 from support.stack import SAMPLES, TestDatabase, create_database, drop_database, table_state
 from support.streamdata import change_file, changes, stamp_ago, ticket_row
 
-ORIGINAL = [m for m in schema.discover().versioned if m.number <= 13]
+ORIGINAL = releases.original_files()
 REWRITE = "FLEETTICKETS_WRITE_BASELINE_MANIFEST"
-
-
-def psql_file(url: str, path: object) -> None:
-    """One file as the original runner applied it: psql, one transaction, no tracking of ours."""
-    subprocess.run([str(devstack.postgres_bindir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                    "--single-transaction", "-f", str(path), url], check=True, capture_output=True, text=True,
-                   timeout=120, env=releases.as_the_field_ran(dict(os.environ)))
 
 
 def manifest_by_psql(url: str) -> baseline.Manifest:
@@ -36,23 +27,12 @@ def manifest_by_psql(url: str) -> baseline.Manifest:
     objects: dict[str, dict[str, str]] = {}
     with psycopg.connect(url, autocommit=True) as conn:
         for migration in ORIGINAL:
-            psql_file(url, migration.path)
+            releases.psql_file(url, migration.path)
             now = baseline.snapshot(conn)
             objects = {key: objects[key] if key in objects and objects[key]["definition"] == definition
                        else {"definition": definition, "file": migration.name} for key, definition in now.items()}
         major = baseline.server_major(conn)
     return baseline.Manifest({m.name: m.checksum for m in ORIGINAL}, major, objects)
-
-
-@pytest.fixture
-def original_db(pg_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestDatabase]:
-    """The original system's database: 01–13 applied with psql; DATABASE_URL points at it."""
-    database = create_database(pg_admin_url, template="template0")
-    for migration in ORIGINAL:
-        psql_file(database.url, migration.path)
-    monkeypatch.setenv("DATABASE_URL", database.url)
-    yield database
-    drop_database(pg_admin_url, database.name)
 
 
 def test_the_manifest_is_what_migrations_01_to_13_make(pg_admin_url):

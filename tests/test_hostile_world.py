@@ -7,17 +7,14 @@ such a server.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 from psycopg import sql
-from test_baseline import ORIGINAL, psql_file
 from test_privileges import whole_cycle
 
 from fleettickets import schema
 from support import hostile
-from support.stack import TestDatabase, create_database, drop_database
+from support.stack import TestDatabase
 
 # Objects of ours bound to a routine or operator outside pg_catalog, our schemas and the extensions: a view, a
 # CHECK, a default or an index that calls what another role made.
@@ -127,25 +124,14 @@ def test_status_predicts_the_refusal_before_the_maintenance_window(empty_db, ten
     assert "a deploy would refuse: schema public holds 2 object(s) another role made" in out
 
 
-@pytest.fixture
-def original(pg_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestDatabase]:
-    """The original system's database (01-13 by psql), with DATABASE_URL pointing at it."""
-    database = create_database(pg_admin_url, template="template0")
-    for migration in ORIGINAL:
-        psql_file(database.url, migration.path)
-    monkeypatch.setenv("DATABASE_URL", database.url)
-    yield database
-    drop_database(pg_admin_url, database.name)
-
-
-def test_baseline_adopts_under_a_dbas_settings_and_runs_nothing_planted(original, capsys):
+def test_baseline_adopts_under_a_dbas_settings_and_runs_nothing_planted(original_db, capsys):
     """Finding 2 and 3 for the adoption: a schema named after the login and after fleettickets_owner shadowing what
     14-21 and the catalog reads call, day-first dates and ISO intervals on the database (under which the old
     comparison refused a CHECK identical to 08's)."""
-    with original.connect() as conn:
+    with original_db.connect() as conn:
         hostile.prepare_tenant(conn)
         hostile.plant(conn, ["postgres", "fleettickets_owner"], with_public=False)
-        name = sql.Identifier(original.name)
+        name = sql.Identifier(original_db.name)
         conn.execute(sql.SQL('ALTER DATABASE {} SET search_path = "$user", pg_catalog, public').format(name))
         for key, value in hostile.DATABASE_SETTINGS.items():
             if key != "search_path":
@@ -157,7 +143,7 @@ def test_baseline_adopts_under_a_dbas_settings_and_runs_nothing_planted(original
         assert schema.main(["--baseline"]) == 0
         assert schema.main([]) == 0
     finally:
-        with original.connect() as conn:
-            conn.execute(sql.SQL("ALTER DATABASE {} RESET ALL").format(sql.Identifier(original.name)))
-    assert original.scalar("SELECT count(*) FROM tickets.schema_migrations") == len(schema.discover().versioned)
-    nothing_ran_and_nothing_is_bound(original)
+        with original_db.connect() as conn:
+            conn.execute(sql.SQL("ALTER DATABASE {} RESET ALL").format(sql.Identifier(original_db.name)))
+    assert original_db.scalar("SELECT count(*) FROM tickets.schema_migrations") == len(schema.discover().versioned)
+    nothing_ran_and_nothing_is_bound(original_db)

@@ -13,6 +13,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+import devstack
+from fleettickets import schema
 from support import hostile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,3 +65,15 @@ def as_the_field_ran(env: dict[str, str]) -> dict[str, str]:
     if os.environ.get("FLEETTICKETS_TEST_BED") == "hostile":
         return {**env, "PGOPTIONS": hostile.FIELD_OPTIONS}
     return env
+
+
+def original_files() -> list[schema.SqlFile]:
+    """The versioned files the original system applied with its own runner: 01-13."""
+    return [m for m in schema.discover().versioned if m.number <= 13]
+
+
+def psql_file(url: str, path: object) -> None:
+    """One file as the original runner applied it: psql, one transaction, no tracking of ours."""
+    subprocess.run([str(devstack.postgres_bindir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                    "--single-transaction", "-f", str(path), url], check=True, capture_output=True, text=True,
+                   timeout=120, env=as_the_field_ran(dict(os.environ)))
