@@ -19,7 +19,7 @@ PostGIS unqualified, with public on their path) beside them; tests/test_hostile_
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -91,17 +91,24 @@ ORDER BY 1, 2, 3, 4
 """
 
 
+def _concretions(types: list[str]) -> Iterator[Callable[[str], str]]:
+    """For each concrete type a polymorphic signature is made into, the mapping of its types; for a signature with
+    no polymorphic type, the identity alone."""
+    for choice in CONCRETE if any(t in ELEMENT | ARRAY for t in types) else (None,):
+        def made(t: str, choice: str | None = choice) -> str:
+            if t in ARRAY:
+                return f"{choice}[]"
+            return choice if t in ELEMENT else t
+        yield made
+
+
 def _concrete(types: list[str], result: str, variadic: str, *, narrow: bool) -> Iterator[tuple[list[str], str]]:
     """The argument and result types of each shadow of one overload."""
     every = [*types, result]
     if any(t in UNSHADOWABLE for t in every) or (result in ELEMENT | ARRAY and not set(types) & (ELEMENT | ARRAY)):
         return
     polymorphic = any(t in ELEMENT | ARRAY for t in every)
-    for choice in CONCRETE if polymorphic else (None,):
-        def made(t: str, choice: str | None = choice) -> str:
-            if t in ARRAY:
-                return f"{choice}[]"
-            return choice if t in ELEMENT else t
+    for made in _concretions(every):
         arguments = [made(t) for t in types]
         if result == "any":
             continue
@@ -147,16 +154,21 @@ def _shadow_function(schema: str, name: str, hides: str, arguments: list[str], r
 CREATE FUNCTION {schema}.{name}({declared}) RETURNS {setof}{result} LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $shadow$
 BEGIN
-    IF pg_catalog.current_setting('application_name') OPERATOR(pg_catalog.=) {ours} THEN
-        PERFORM pg_catalog.nextval('hostile_tripwire.hits');
-        RAISE EXCEPTION 'planted shadow % ran', {signature};
-    END IF;
+    {tripwire}
     {give};
 END
 $shadow$""").format(schema=sql.Identifier(schema), name=sql.Identifier(name), declared=sql.SQL(", ").join(declared),
                     setof=sql.SQL("SETOF " if returns_set else ""), result=sql.SQL(result),
-                    ours=sql.Literal(OUR_APPLICATION), signature=sql.Literal(signature),
-                    give=give.format(call))
+                    tripwire=_tripwire(signature), give=give.format(call))
+
+
+def _tripwire(signature: str) -> sql.Composable:
+    """A shadow's first statement: called from a session of ours, it counts itself (a sequence, which no rollback
+    undoes) and raises naming itself."""
+    return sql.SQL("""IF pg_catalog.current_setting('application_name') OPERATOR(pg_catalog.=) {ours} THEN
+        PERFORM pg_catalog.nextval('hostile_tripwire.hits');
+        RAISE EXCEPTION 'planted shadow % ran', {signature};
+    END IF;""").format(ours=sql.Literal(OUR_APPLICATION), signature=sql.Literal(signature))
 
 
 def _plant(conn: psycopg.Connection, statement: sql.Composable) -> bool:
@@ -225,18 +237,15 @@ def _plant_operator(conn: psycopg.Connection, target: str, number: int, name: st
 CREATE FUNCTION {schema}.{function}({arguments}) RETURNS {result} LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $shadow$
 BEGIN
-    IF pg_catalog.current_setting('application_name') OPERATOR(pg_catalog.=) {ours} THEN
-        PERFORM pg_catalog.nextval('hostile_tripwire.hits');
-        RAISE EXCEPTION 'planted shadow operator % ran', {signature};
-    END IF;
+    {tripwire}
     RETURN {expression};
 END
 $shadow$;
 CREATE OPERATOR {schema}.{name} ({sides}, FUNCTION = {schema}.{function})""").format(
             schema=sql.Identifier(target), function=sql.Identifier(function),
             arguments=sql.SQL(", ").join(sql.SQL(t) for t in arguments), result=sql.SQL(result_type),
-            ours=sql.Literal(OUR_APPLICATION), signature=sql.Literal(f"{target}.{name}({left_type}, {right_type})"),
-            expression=expression, name=sql.SQL(name),
+            tripwire=_tripwire(f"operator {target}.{name}({left_type}, {right_type})"), expression=expression,
+            name=sql.SQL(name),
             sides=sql.SQL(f"RIGHTARG = {right_type}") if left_type == "-"
             else sql.SQL(f"LEFTARG = {left_type}, RIGHTARG = {right_type}")))
         planted += made
@@ -247,12 +256,7 @@ def _operator_types(left: str, right: str, result: str, *, narrow: bool) -> Iter
     sides = [left, right, result]
     if any(t in UNSHADOWABLE for t in sides if t != "-"):
         return
-    polymorphic = any(t in ELEMENT | ARRAY for t in sides)
-    for choice in CONCRETE if polymorphic else (None,):
-        def made(t: str, choice: str | None = choice) -> str:
-            if t in ARRAY:
-                return f"{choice}[]"
-            return choice if t in ELEMENT else t
+    for made in _concretions(sides):
         for left_type, right_type in {(made(left), made(right)), *(
                 (small if made(left) == wide else made(left), small if made(right) == wide else made(right))
                 for wide, narrower in NARROWER.items() if narrow and wide in (made(left), made(right))
