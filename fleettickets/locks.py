@@ -38,14 +38,23 @@ BOUND_WAIT = "SELECT pg_catalog.set_config('lock_timeout', %s::text, true)"
 # A two-number advisory lock shows in pg_locks as classid, objid and objsubid 2. Another role's session shows its
 # pid, role and application name; its client, start and state only to its own role or pg_read_all_stats. Ours:
 # our own role, or a member of the roles that run the ingest or deploy (a superuser is a member of every role).
-HOLDER = """
+HOLDER_COLUMNS = """
 SELECT a.pid, a.usename::text, a.application_name, a.client_addr::text, a.backend_start, a.state,
        a.usesysid = (SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname = session_user)
        OR COALESCE((SELECT bool_or(pg_catalog.pg_has_role(a.usesysid, g.oid, 'MEMBER'))
                     FROM pg_catalog.pg_roles AS g
                     WHERE g.rolname IN ('fleettickets_owner', 'fleettickets_ingest')), false)
 FROM pg_catalog.pg_locks AS l JOIN pg_catalog.pg_stat_activity AS a USING (pid)
+"""
+HOLDER = HOLDER_COLUMNS + """
 WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s::oid AND l.objid = %s::oid AND l.objsubid = 2
+LIMIT 1
+"""
+RELATION_HOLDER = HOLDER_COLUMNS + """
+WHERE l.locktype = 'relation' AND l.granted AND l.relation = %s::oid
+  AND l.database = (SELECT d.oid FROM pg_catalog.pg_database AS d WHERE d.datname = pg_catalog.current_database())
+  AND l.pid <> pg_catalog.pg_backend_pid()
+ORDER BY a.xact_start NULLS LAST
 LIMIT 1
 """
 
@@ -110,6 +119,12 @@ def holder(conn: psycopg.Connection, name: str) -> str:
     """Who holds the lock `name`, in words: pid, role, application and what else the server shows."""
     found = holder_of(conn, name)
     return found.describe() if found else "a session that has since let it go"
+
+
+def relation_holder(conn: psycopg.Connection, relation: int) -> str:
+    """Who holds a lock on the table or view of oid `relation` (the longest in its transaction first), in words."""
+    row = conn.execute(RELATION_HOLDER, (relation,)).fetchone()
+    return Holder(*row).describe() if row else "a session that has since let it go"
 
 
 def held_by_stranger(conn: psycopg.Connection, name: str) -> Holder | None:

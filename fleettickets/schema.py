@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from fleettickets import baseline, database, edge, locks, outward, settings
 from fleettickets.errors import FleetError
@@ -38,6 +39,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 READ_LAYER = "read"
 VERSIONED_NAME = re.compile(r"^(?P<number>\d{2,})_(?P<label>[a-z0-9_]+)\.sql$")
 READ_NAME = re.compile(r"^(?P<number>\d{2,})_(?P<object>(?:tickets|reporting)\.[a-z0-9_]+)\.sql$")
+DEFINES = re.compile(r"^CREATE OR REPLACE (FUNCTION|VIEW) ((?:tickets|reporting)\.[a-z0-9_]+)", re.M | re.I)
 
 TRACKING_DDL = """
 CREATE SCHEMA IF NOT EXISTS tickets;
@@ -72,6 +74,19 @@ class SqlFile:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+    @property
+    def defines(self) -> frozenset[str]:
+        """The views and functions the file creates or replaces, by qualified name."""
+        return frozenset(name for _kind, name in DEFINES.findall(self.sql))
+
+    @property
+    def replaces_a_view(self) -> bool:
+        return any(kind.upper() == "VIEW" for kind, _name in DEFINES.findall(self.sql))
+
+    def uses(self, objects: frozenset[str]) -> bool:
+        """Whether the file names any of `objects` (read files name everything by schema)."""
+        return any(re.search(rf"\b{re.escape(name)}\b", self.sql, re.IGNORECASE) for name in objects)
 
 
 @dataclass(frozen=True)
@@ -228,6 +243,35 @@ APPLIED = "SELECT name, checksum FROM tickets.schema_migrations"
 RECORD = "INSERT INTO tickets.schema_migrations (name, checksum, duration_ms) VALUES (%s, %s, %s)"
 READ_APPLIED = "SELECT name, checksum FROM tickets.schema_read_layer"
 READ_FORGET = "DELETE FROM tickets.schema_read_layer"
+READ_OBJECTS_PRESENT = """
+SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class AS c
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname IN ('tickets', 'reporting') AND c.relkind IN ('v', 'm')
+UNION
+SELECT n.nspname || '.' || p.proname FROM pg_catalog.pg_proc AS p
+JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+WHERE n.nspname IN ('tickets', 'reporting')
+"""
+# What a deploy that replaces a view or runs versioned files locks before it changes anything: every table and view
+# of ours (another team's relation in our schemas is neither ours to lock nor changed by a deploy), tables first.
+RELATIONS_TO_LOCK = """
+SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, pg_catalog.pg_get_userbyid(c.relowner)::text
+FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname IN ('tickets', 'reporting') AND pg_catalog.pg_has_role(c.relowner, 'USAGE')
+  AND c.relkind IN ('r', 'p', 'f', 'v', 'm')
+ORDER BY c.relkind IN ('v', 'm'), 2, 3
+"""
+# Read first by every reporting function and the history capture, locked first by a deploy (migration 23).
+READ_GATE = "tickets.read_gate"
+LOCK_WAITING = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE")
+# LOCK on a view also locks every relation under it, in the same mode; the tables are taken first, so the only
+# lock a view's LOCK can miss is its own.
+LOCK_NOW = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT")
+# Waiting for one relation alone, holding none of the others: a LOCK on a view would wait for the tables under it
+# one by one while holding it. An ALTER … OWNER TO the owner it has changes nothing and takes the lock a CREATE OR
+# REPLACE takes, on that relation alone.
+WAIT_FOR_ALONE = {kind: sql.SQL(f"ALTER {keyword} {{}} OWNER TO {{}}") for kind, keyword in
+                  (("r", "TABLE"), ("p", "TABLE"), ("f", "FOREIGN TABLE"), ("v", "VIEW"), ("m", "MATERIALIZED VIEW"))}
 READ_RECORD = "INSERT INTO tickets.schema_read_layer (name, checksum) VALUES (%s, %s)"
 
 
@@ -272,24 +316,47 @@ class ReadLayerState:
     files: int
     new: tuple[str, ...]
     changed: tuple[str, ...]
+    missing: tuple[str, ...]
+    """Files applied as they are whose object is no longer in the database (a hand's DROP, a versioned CASCADE)."""
     gone: tuple[str, ...]
     """Objects whose file was removed: they stay in the database (only a versioned DROP removes one)."""
 
     @property
     def current(self) -> bool:
-        return not (self.new or self.changed or self.gone)
+        return not (self.new or self.changed or self.missing or self.gone)
+
+    @property
+    def never_applied(self) -> bool:
+        return bool(self.files) and len(self.new) == self.files
 
     def describe(self) -> str:
-        if self.files and len(self.new) == self.files:
+        if self.never_applied:
             return "not applied to this database before"
         parts = [f"{label}: {', '.join(names)}" for label, names in
-                 (("changed", self.changed), ("new", self.new), ("file removed", self.gone)) if names]
+                 (("changed", self.changed), ("new", self.new), ("missing from the database", self.missing),
+                  ("file removed", self.gone)) if names]
         return "; ".join(parts)
+
+    def to_apply(self, read_files: Sequence[SqlFile], *, versioned_pending: bool) -> list[SqlFile]:
+        """The files a deploy re-applies: the whole layer with versioned files (what they alter is not known
+        beforehand) or on a first deploy; else those changed, new or missing, and every later file that names
+        what one of them defines (a view's `t.*` is expanded when it is created)."""
+        if versioned_pending or self.never_applied:
+            return list(read_files)
+        touched = {*self.new, *self.changed, *self.missing}
+        chosen: list[SqlFile] = []
+        redefined: frozenset[str] = frozenset()
+        for read_file in read_files:
+            if read_file.name in touched or read_file.uses(redefined):
+                chosen.append(read_file)
+                redefined |= read_file.defines
+        return chosen
 
 
 def read_layer_state(conn: psycopg.Connection, read_files: Sequence[SqlFile]) -> ReadLayerState:
     _versioned, tracked = _tracking(conn)
     recorded: dict[str, str] = dict(conn.execute(READ_APPLIED).fetchall()) if tracked else {}
+    present = {name for (name,) in conn.execute(READ_OBJECTS_PRESENT).fetchall()}
     current = {f.name: f.checksum for f in read_files}
     defined = {read_object(name) for name in current}
     # Renumbering a file (to reorder the layer) is a new name for the same object, not a removal.
@@ -297,6 +364,8 @@ def read_layer_state(conn: psycopg.Connection, read_files: Sequence[SqlFile]) ->
         files=len(current),
         new=tuple(name for name in current if name not in recorded),
         changed=tuple(name for name in current if name in recorded and recorded[name] != current[name]),
+        missing=tuple(f.name for f in read_files if recorded.get(f.name) == f.checksum
+                      and not f.defines <= present),
         gone=tuple(sorted({read_object(name) for name in recorded} - defined)))
 
 
@@ -320,6 +389,11 @@ def migrate(conn: psycopg.Connection, tree: Tree, say: Callable[[str], None] = p
             _check_adoption(conn, adopt)
             adoption = baseline.examine(conn, tree.directory, [(m.name, m.checksum) for m in tree.versioned],
                                         say) if adopt else None
+            versioned_pending = bool(pending(conn, tree.versioned))
+            layer = read_layer_state(conn, tree.read)
+            reapply = layer.to_apply(tree.read, versioned_pending=versioned_pending)
+            if versioned_pending or any(f.replaces_a_view for f in reapply):
+                _lock_up_front(conn, object_wait_s)
             conn.execute(TRACKING_DDL)
             if adoption:
                 baseline.record(conn, adoption, say)
@@ -332,9 +406,8 @@ def migrate(conn: psycopg.Connection, tree: Tree, say: Callable[[str], None] = p
                 conn.execute(TRUSTED_PATH_ONLY)
                 conn.execute(RECORD, (migration.name, migration.checksum, elapsed_ms))
                 say(f"Applying {migration.name} … done in {elapsed_ms} ms")
-            layer = read_layer_state(conn, tree.read)
             if todo or not layer.current:
-                _apply_read_layer(conn, tree.read, layer, object_wait_s, say)
+                _apply_read_layer(conn, tree.read, reapply, layer, object_wait_s, say)
             if as_owner:
                 conn.execute(GRANTS.read_text(encoding="utf-8"))
         if not todo and layer.current:
@@ -343,6 +416,80 @@ def migrate(conn: psycopg.Connection, tree: Tree, say: Callable[[str], None] = p
         return len(todo)
     finally:
         locks.unlock(conn, "migrations")
+
+
+@dataclass(frozen=True)
+class _Relation:
+    oid: int
+    namespace: str
+    name: str
+    kind: str
+    owner: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}.{self.name}"
+
+    @property
+    def identifier(self) -> sql.Identifier:
+        return sql.Identifier(self.namespace, self.name)
+
+
+class _Busy(Exception):
+    def __init__(self, relation: _Relation) -> None:
+        self.relation = relation
+
+
+def _lock_up_front(conn: psycopg.Connection, wait_s: float) -> None:
+    """Take every table and view lock the deploy needs before it changes anything. A map call holds the views it
+    has read until it ends and may then ask for another: a deploy that locked them one by one as it replaced them
+    deadlocked with it (migrations/read/README.md).
+
+    The read gate first, as every map call and history capture takes it first: the calls under way end, and those
+    that come meanwhile queue behind the deploy holding nothing. Then the rest, all at once without waiting, for
+    sessions that pass no gate (an operator's psql, another app); when one is busy, the rest are let go and that
+    one alone is waited for, then they are tried again. The whole is bounded by `wait_s`
+    (FLEETTICKETS_MIGRATION_OBJECT_LOCK_WAIT)."""
+    relations = [_Relation(*row) for row in conn.execute(RELATIONS_TO_LOCK).fetchall()]
+    deadline = time.monotonic() + wait_s
+    gate = next((relation for relation in relations if str(relation) == READ_GATE), None)
+    if gate is not None:  # absent until migration 23 has run
+        try:
+            with conn.transaction():
+                conn.execute(LOCK_WAITING.format(gate.identifier))
+        except psycopg.errors.LockNotAvailable:
+            raise _held_too_long(conn, gate, wait_s) from None
+    first: _Relation | None = None
+    while True:
+        try:
+            with conn.transaction():  # a savepoint: an attempt that fails lets go of all it took
+                if first is not None:
+                    left_ms = max(1, round((deadline - time.monotonic()) * 1000))
+                    conn.execute(BOUND_OBJECT_WAIT, (f"{left_ms}ms",))
+                    conn.execute(WAIT_FOR_ALONE[first.kind].format(first.identifier, sql.Identifier(first.owner)))
+                for relation in relations:
+                    if relation != first:
+                        _lock_unless_busy(conn, relation)
+            break
+        except _Busy as busy:
+            first = busy.relation
+        except psycopg.errors.LockNotAvailable:
+            assert first is not None
+            raise _held_too_long(conn, first, wait_s) from None
+    conn.execute(BOUND_OBJECT_WAIT, (f"{round(wait_s * 1000)}ms",))
+
+
+def _held_too_long(conn: psycopg.Connection, relation: _Relation, wait_s: float) -> MigrationError:
+    return MigrationError(
+        f"the deploy waited {wait_s:g} s for {relation}, which a running query holds: "
+        f"{locks.relation_holder(conn, relation.oid)}. Nothing of the deploy is applied; run it again when that "
+        "query has ended, or raise FLEETTICKETS_MIGRATION_OBJECT_LOCK_WAIT")
+
+
+def _lock_unless_busy(conn: psycopg.Connection, relation: _Relation) -> None:
+    try:
+        conn.execute(LOCK_NOW.format(relation.identifier))
+    except psycopg.errors.LockNotAvailable:
+        raise _Busy(relation) from None
 
 
 def not_ready(conn: psycopg.Connection, tree: Tree) -> str | None:
@@ -415,21 +562,26 @@ def _check_adoption(conn: psycopg.Connection, adopt: bool) -> None:
                                        "an empty database with python run_migrations.py; nothing was changed")
 
 
-def _apply_read_layer(conn: psycopg.Connection, read_files: Sequence[SqlFile], layer: ReadLayerState,
-                      object_wait_s: float, say: Callable[[str], None]) -> None:
+def _apply_read_layer(conn: psycopg.Connection, read_files: Sequence[SqlFile], reapply: Sequence[SqlFile],
+                      layer: ReadLayerState, object_wait_s: float, say: Callable[[str], None]) -> None:
     for gone in layer.gone:
         say(f"warning: migrations/read/ no longer defines {gone}; it stays in the database as it is (only a "
             "versioned migration drops an object)")
-    why = layer.describe() or "with the migrations above"
+    if len(reapply) == len(read_files):
+        count, why = f"{len(read_files)} files", layer.describe() or "with the migrations above"
+    else:
+        users = len(reapply) - len({f.name for f in reapply} & {*layer.new, *layer.changed, *layer.missing})
+        count = f"{len(reapply)} of {len(read_files)} files"
+        why = layer.describe() + (f"; and {users} that use{'s' if users == 1 else ''} them" if users else "")
     started = time.perf_counter()
     conn.execute(TRUSTED_PATH_ONLY)
-    for read_file in read_files:
+    for read_file in reapply:
         _run_file(conn, read_file, f"read/{read_file.name}", object_wait_s)
     conn.execute(READ_FORGET)
     with conn.cursor() as cur:
         cur.executemany(READ_RECORD, [(f.name, f.checksum) for f in read_files])
     elapsed_ms = round((time.perf_counter() - started) * 1000)
-    say(f"Applying the read layer ({len(read_files)} files; {why}) … done in {elapsed_ms} ms")
+    say(f"Applying the read layer ({count}; {why}) … done in {elapsed_ms} ms")
 
 
 def _run_file(conn: psycopg.Connection, sql_file: SqlFile, label: str, object_wait_s: float) -> int:
@@ -534,10 +686,13 @@ def print_status(conn: psycopg.Connection, tree: Tree) -> None:
         again = "; the next deploy re-applies it with the pending migrations" if waiting else ""
         print(f"read layer: current ({layer.files} files){again}")
         return
-    print(f"read layer: differs from what was applied; the next deploy re-applies all {layer.files} files:")
-    for label, names in (("changed", layer.changed), ("new", layer.new)):
-        for name in names:
-            print(f"  {label:8} read/{name}")
+    reapply = layer.to_apply(tree.read, versioned_pending=bool(waiting))
+    count = "all" if len(reapply) == layer.files else f"{len(reapply)} of"
+    print(f"read layer: differs from what was applied; the next deploy re-applies {count} {layer.files} files:")
+    touched = {**dict.fromkeys(layer.changed, "changed"), **dict.fromkeys(layer.new, "new"),
+               **dict.fromkeys(layer.missing, "missing")}
+    for read_file in reapply:
+        print(f"  {touched.get(read_file.name, 'uses'):8} read/{read_file.name}")
     for gone in layer.gone:
         print(f"  removed  {gone}: its file is gone, the object stays (a versioned migration drops it)")
 

@@ -266,9 +266,9 @@ def test_19_keeps_inc_history_and_sla_target_on_a_database_migrated_by_the_previ
 # upgrade must change nothing else. Migration 22 and the read layer pin the caller-rights functions' path to
 # pg_catalog alone (the geom rule, its re-run over every ticket, the history capture, the argument checks), and
 # errors quote a caller's argument through tickets.quoted_argument.
-CHANGED_SINCE_RELEASE = {"tickets.resolve_geom", "tickets.set_ticket_geom", "tickets.resolve_ticket_geoms",
-                         "tickets.capture_history", "tickets.quoted_argument", "tickets.known_dataset",
-                         "tickets.dashboard_window", "reporting.fn_nearest_open_tickets"}
+CHANGED_SINCE_RELEASE = {"tickets.read_gate", "tickets.capture_history", "reporting.fn_tickets_for_map",
+                         "reporting.fn_inc_dashboard", "reporting.fn_crq_dashboard", "reporting.fn_inc_backlog",
+                         "reporting.fn_crq_backlog", "reporting.fn_nearest_open_tickets"}
 TRACKING = "tickets.schema_read_layer"
 
 
@@ -296,17 +296,101 @@ def test_a_changed_read_file_is_re_applied_and_the_result_equals_a_fresh_databas
     dashboard = migrations_copy / "read" / "51_reporting.fn_inc_dashboard.sql"
     dashboard.write_text(dashboard.read_text().replace("    RETURN result;", "    RETURN result;  -- edited"))
 
+    files = len(schema.discover().read)
     status = run_cli("--status", "--dir", str(migrations_copy), env=env_for(empty_db))
-    assert "read layer: differs from what was applied; the next deploy re-applies all" in status.stdout
-    assert "  changed  read/51_reporting.fn_inc_dashboard.sql" in status.stdout
+    assert (f"read layer: differs from what was applied; the next deploy re-applies 1 of {files} files:\n"
+            "  changed  read/51_reporting.fn_inc_dashboard.sql\n") in status.stdout
     deploy = migrate(empty_db, "--dir", str(migrations_copy))
     fresh = another_db()
     migrate(fresh, "--dir", str(migrations_copy))
 
-    assert "changed: 51_reporting.fn_inc_dashboard.sql" in deploy.stdout
+    assert (f"Applying the read layer (1 of {files} files; changed: 51_reporting.fn_inc_dashboard.sql) … done"
+            in deploy.stdout)
     assert "-- edited" in empty_db.scalar("SELECT prosrc FROM pg_proc WHERE proname = 'fn_inc_dashboard'")
     assert not catalog.differences(snapshot(fresh), snapshot(empty_db))
     assert "read layer: current" in run_cli("--status", "--dir", str(migrations_copy), env=env_for(empty_db)).stdout
+
+
+# The row each read object's definition lives in: CREATE OR REPLACE writes a new one even when nothing differs.
+DEFINITION_VERSIONS = """
+SELECT c.oid::regclass::text, r.xmin::text FROM pg_class AS c JOIN pg_rewrite AS r ON r.ev_class = c.oid
+WHERE c.relnamespace IN ('tickets'::regnamespace, 'reporting'::regnamespace) AND c.relkind = 'v'
+UNION ALL
+SELECT p.pronamespace::regnamespace::text || '.' || p.proname, p.xmin::text FROM pg_proc AS p
+WHERE p.pronamespace IN ('tickets'::regnamespace, 'reporting'::regnamespace)
+"""
+# What the server itself binds to a view (views and SQL-standard bodies record it in pg_depend), transitively: a
+# witness of "uses" that is not the deploy's own reading of the files.
+BOUND_TO = """
+WITH RECURSIVE bound (oid) AS (
+    SELECT %s::regclass::oid
+    UNION
+    SELECT COALESCE(r.ev_class, d.objid) FROM bound
+    JOIN pg_depend AS d ON d.refobjid = bound.oid AND d.deptype = 'n'
+    LEFT JOIN pg_rewrite AS r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+    WHERE d.classid IN ('pg_rewrite'::regclass, 'pg_proc'::regclass)
+)
+SELECT oid::regclass::text FROM bound
+"""
+
+
+def definition_versions(database: TestDatabase) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, version in database.query(DEFINITION_VERSIONS):
+        found[name] = found.get(name, "") + version  # overloads: one name, every version
+    return found
+
+
+def test_a_changed_read_file_re_applies_itself_and_what_uses_it_and_nothing_else(db, migrations_copy):
+    bound = {name for (name,) in db.query(BOUND_TO, ("tickets.open_sla",)) if name != "tickets.open_sla"}
+    before = definition_versions(db)
+    view = migrations_copy / "read" / "12_tickets.open_sla.sql"
+    view.write_text(view.read_text() + "-- edited\n")
+
+    deploy = migrate(db, "--dir", str(migrations_copy))
+
+    after = definition_versions(db)
+    replaced = {name for name in before if after[name] != before[name]}
+    assert "tickets.open_sla" in replaced
+    assert bound and bound <= replaced, "a view built on the changed one was not re-applied"
+    kept = set(before) - replaced
+    assert {"tickets.clock", "tickets.all_tickets", "reporting.fn_inc_backlog"} <= kept
+    reapplied = [f for f in schema.discover(migrations_copy).read if f.defines & replaced]
+    assert re.search(rf"Applying the read layer \({len(reapplied)} of \d+ files; changed: 12_tickets.open_sla.sql; "
+                     rf"and {len(reapplied) - 1} that use them\)", deploy.stdout)
+    # Each re-applied file but the changed one names something re-applied before it.
+    for i, read_file in enumerate(reapplied[1:], start=1):
+        assert read_file.uses(frozenset().union(*(f.defines for f in reapplied[:i]))), read_file.name
+
+
+def test_a_read_object_dropped_by_hand_is_named_by_status_and_recreated_by_the_next_deploy(db):
+    db.execute("DROP FUNCTION reporting.fn_crq_backlog(date, date, text)")
+
+    status = run_cli("--status", env=env_for(db))
+    deploy = migrate(db)
+
+    assert "  missing  read/54_reporting.fn_crq_backlog.sql" in status.stdout
+    assert "missing from the database: 54_reporting.fn_crq_backlog.sql" in deploy.stdout
+    assert db.scalar("SELECT to_regprocedure('reporting.fn_crq_backlog(date, date, text)') IS NOT NULL")
+    assert migrate(db).stdout.startswith("Nothing to apply")
+
+
+ENTRY_POINTS = """
+SELECT p.oid::regprocedure::text, l.lanname::text, p.prosrc FROM pg_proc AS p JOIN pg_language AS l ON l.oid = p.prolang
+WHERE p.pronamespace = 'reporting'::regnamespace OR p.oid = 'tickets.capture_history(text)'::regprocedure
+"""
+FIRST_STATEMENT = {"sql": re.compile(r"^\s*(?:--[^\n]*\n\s*)*([^;]*);"),
+                   "plpgsql": re.compile(r"\bBEGIN\s+(?:--[^\n]*\n\s*)*([^;]*);")}
+
+
+def test_every_reporting_function_and_the_history_capture_pass_the_read_gate_first(db):
+    """The deploy's one lock order (migrations/read/README.md) holds only if every path that reads a view takes the
+    gate before anything else: a new reporting function without it fails here."""
+    entry_points = db.query(ENTRY_POINTS)
+    assert len(entry_points) >= 7
+    for name, language, body in entry_points:
+        first = FIRST_STATEMENT[language].search(body)
+        assert first and re.fullmatch(r"(?:SELECT|PERFORM) FROM tickets\.read_gate", first[1].strip()), name
 
 
 def test_applying_the_read_layer_twice_changes_nothing(db):
@@ -374,15 +458,16 @@ def test_a_deploy_waits_a_bounded_time_behind_a_query_holding_a_view(empty_db, m
 
     with empty_db.connect() as reader, reader.transaction():
         reader.execute("SELECT count(*) FROM tickets.inc_open_sla")  # holds the view until it commits
+        holder = reader.info.backend_pid
         started = time.monotonic()
         blocked = run_cli("--dir", str(migrations_copy), env=env)
         waited = time.monotonic() - started
 
     assert blocked.returncode == 1
     assert waited < 10
-    # The whole layer is replaced, so the first view under the one read is what waits.
-    assert re.match(r"run_migrations: error: read/\S+ waited 0.5 s for a lock that a running query holds",
-                    blocked.stderr)
+    # It names what it waited for (a table under the view, or the view) and the session holding it.
+    assert re.match(rf"run_migrations: error: the deploy waited 0.5 s for tickets\.\w+, which a running query "
+                    rf"holds: pid {holder} \(role ", blocked.stderr)
     assert "FLEETTICKETS_MIGRATION_OBJECT_LOCK_WAIT" in blocked.stderr
     assert snapshot(empty_db) == before
     # As it says: raise the wait past the query's end (here it ends after a second), and the deploy goes through.
@@ -412,15 +497,14 @@ VIEWS = """
 SELECT c.oid::regclass::text FROM pg_class AS c
 WHERE c.relnamespace IN ('tickets'::regnamespace, 'reporting'::regnamespace) AND c.relkind IN ('v', 'm')
 """
-DEFINED = re.compile(r"^CREATE OR REPLACE (?:FUNCTION|VIEW) ((?:tickets|reporting)\.[a-z0-9_]+)", re.M)
 
 
 def test_the_read_layer_holds_every_view_and_function_nothing_stored_depends_on(db):
     """Storage-bound: referenced (pg_depend) by an index, a generated column, a trigger or a constraint, or called
     by such a function. Those stay in versioned files; every other view and function has its one read file."""
     read_files = schema.discover().read
-    in_read_layer = {name for f in read_files for name in DEFINED.findall(f.sql)}
-    assert all(schema.read_object(f.name) in DEFINED.findall(f.sql) for f in read_files), "a file defines its name"
+    in_read_layer = {name for f in read_files for name in f.defines}
+    assert all(schema.read_object(f.name) in f.defines for f in read_files), "a file defines its name"
     with db.connect() as conn:
         routines = {oid: (name, source) for oid, name, source in conn.execute(ROUTINES).fetchall()}
         bound = {routines[oid][0] for (oid,) in conn.execute(STORAGE_DEPENDENTS).fetchall()}
@@ -475,3 +559,57 @@ def test_21_stops_on_aliases_naming_different_clusters_and_its_advice_works(empt
     empty_db.execute("DELETE FROM tickets.cluster_aliases WHERE alias = 'qoa '")
     migrate(empty_db)
     assert empty_db.scalar("SELECT count(*) FROM tickets.cluster_aliases") == 2
+
+
+MAP_CALLS = (
+    "SELECT reporting.fn_tickets_for_map()",
+    "SELECT reporting.fn_inc_dashboard(NULL, NULL, '7d', NULL, NULL)",
+    "SELECT reporting.fn_crq_dashboard(NULL, NULL, '30d', NULL, NULL)",
+    "SELECT reporting.fn_inc_backlog(current_date - 30, current_date)",
+    "SELECT reporting.fn_nearest_open_tickets(-1.29, 36.78, 5, 10, 'inc')",
+)
+
+
+def test_map_calls_queue_behind_repeated_deploys_and_none_fails(db, roles, migrations_copy, monkeypatch, capsys):
+    """migrations/read/README.md promises that map calls queue behind a deploy. As in production (the map's login,
+    the ingest's history capture, deploys by the owner), none may end in a deadlock or any other error, and every
+    deploy goes through, whatever it re-applies: the whole layer, one view and what uses it, versioned files."""
+    monkeypatch.setenv("MIGRATION_DATABASE_URL", roles["owner"])
+    stop = threading.Event()
+    answered: list[str] = []
+    failed: list[str] = []
+
+    def keep_calling(login: str, call: str) -> None:
+        with psycopg.connect(login, autocommit=True) as conn:
+            while not stop.is_set():
+                try:
+                    conn.execute(call).fetchone()
+                    answered.append(call)
+                except psycopg.Error as error:
+                    failed.append(f"{call}: {error}")
+
+    callers = [threading.Thread(target=keep_calling, args=(roles["reader"], call)) for call in MAP_CALLS * 2]
+    capture = "SELECT tickets.capture_history('inc')"
+    callers.append(threading.Thread(target=keep_calling, args=(roles["ingest"], capture)))
+    for caller in callers:
+        caller.start()
+    read = migrations_copy / "read"
+    try:
+        for deploy in range(12):
+            if deploy % 3 == 0:
+                db.execute("DELETE FROM tickets.schema_read_layer")
+            elif deploy % 3 == 1:
+                view = read / "12_tickets.open_sla.sql"
+                view.write_text(view.read_text() + f"-- deploy {deploy}\n")
+            else:
+                (migrations_copy / f"{following(migrations_copy)}_note.sql").write_text(
+                    f"COMMENT ON TABLE tickets.inc IS 'deploy {deploy}';")
+            assert schema.main(["--dir", str(migrations_copy)]) == 0, capsys.readouterr().err
+    finally:
+        stop.set()
+        for caller in callers:
+            caller.join()
+
+    assert not failed, (f"{len(failed)} of {len(failed) + len(answered)} calls failed: "
+                        f"{sorted({f.splitlines()[0] for f in failed})}")
+    assert {call for call in MAP_CALLS} <= set(answered)

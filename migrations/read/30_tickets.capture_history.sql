@@ -12,6 +12,7 @@ DECLARE
     events_added integer;
     snapshot_rows integer;
 BEGIN
+    PERFORM FROM tickets.read_gate;  -- first: a deploy's one lock order (migrations/read/README.md)
     -- The dataset's ingest lock first (re-entrant when its ingest calls this;
     -- datasets 1 and 2 of namespace "FLTT", see locks.py): no file of the
     -- dataset commits while we look, so "written since the last capture"

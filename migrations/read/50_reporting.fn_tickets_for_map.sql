@@ -3,6 +3,7 @@
 -- tickets.clock() like every lag the read API reports.
 CREATE OR REPLACE FUNCTION reporting.fn_tickets_for_map() RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' AS $$
+    SELECT FROM tickets.read_gate;  -- first: a deploy's one lock order (migrations/read/README.md)
     SELECT jsonb_build_object(
         'type', 'FeatureCollection',
         'features', (

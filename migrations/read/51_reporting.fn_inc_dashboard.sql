@@ -9,6 +9,7 @@ SET max_parallel_workers_per_gather = 0 AS $$
 DECLARE
     result json;
 BEGIN
+    PERFORM FROM tickets.read_gate;  -- first: a deploy's one lock order (migrations/read/README.md)
     EXECUTE tickets.dashboard_query('inc', p_cluster IS NOT NULL) INTO result
     USING p_cluster, p_status, p_window, tickets.dashboard_window(p_window, p_from, p_to),
           tickets.cluster_keys_of(p_cluster);

@@ -1,6 +1,7 @@
 -- CRQ's backlog-over-time series.
 CREATE OR REPLACE FUNCTION reporting.fn_crq_backlog(p_from date, p_to date, p_cluster text DEFAULT NULL) RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' AS $$
+    SELECT FROM tickets.read_gate;  -- first: a deploy's one lock order (migrations/read/README.md)
     SELECT tickets.backlog('crq', p_from, p_to, p_cluster)
 $$;
 REVOKE ALL ON FUNCTION reporting.fn_crq_backlog(date, date, text) FROM PUBLIC;

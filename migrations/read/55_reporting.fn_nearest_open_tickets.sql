@@ -11,6 +11,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp S
 DECLARE
     result json;
 BEGIN
+    PERFORM FROM tickets.read_gate;  -- first: a deploy's one lock order (migrations/read/README.md)
     -- NaN passes no range test below (it sorts above every number).
     IF p_lat IS NULL OR NOT p_lat BETWEEN -90 AND 90 THEN
         RAISE EXCEPTION 'p_lat must be a latitude between -90 and 90 (got %)', COALESCE(p_lat::text, 'NULL')
