@@ -62,6 +62,9 @@ def _error_code(error: Exception) -> str:
     return str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
 
 
+COMPARE_CHUNK = 1 << 20
+
+
 def _quoted(etag: str) -> str:
     return f'"{etag}"'
 
@@ -149,8 +152,9 @@ class Bucket:
             raise _changed(f"reading {key}")
         return _Body(self, key, response["Body"], clock.monotonic() + self.object_timeout_s)
 
-    def copy(self, key: str, etag: str, destination: str) -> None:
-        """Copy version `etag` of `key` to `destination`; ObjectChanged if the key holds another version now."""
+    def copy(self, key: str, etag: str, destination: str) -> str:
+        """Copy version `etag` of `key` to `destination` and return the copy's ETag; ObjectChanged if the key
+        holds another version now."""
         with self._request(f"copying {key} to {destination}"):
             # The HEAD is for servers that ignore CopySourceIfMatch (moto among
             # them): it narrows copying a newer version to the gap between the two.
@@ -158,9 +162,31 @@ class Bucket:
             copied = self.client.copy_object(Bucket=self.name, Key=destination,
                                              CopySource={"Bucket": self.name, "Key": key},
                                              CopySourceIfMatch=_quoted(etag))
-        # The copy's ETag is its content's MD5, as the source's: another one means another version was copied.
-        if copied.get("CopyObjectResult", {}).get("ETag", "").strip('"') not in (etag, ""):
-            raise _changed(f"copying {key} to {destination}")
+        copy_etag = str(copied.get("CopyObjectResult", {}).get("ETag", "")).strip('"')
+        if copy_etag != etag:
+            # Only a single-part upload's ETag is the MD5 of its bytes. A multipart upload's ("<md5 of the
+            # parts' md5s>-<parts>") and an SSE-KMS object's are not, and a copy gets its own: another ETag proves
+            # nothing either way, so the bytes are compared.
+            self._same_bytes(key, etag, destination, copy_etag, f"copying {key} to {destination}")
+        return copy_etag
+
+    def _same_bytes(self, key: str, etag: str, copy: str, copy_etag: str, action: str) -> None:
+        """ObjectChanged unless `copy` holds the bytes of version `etag` of `key`."""
+        with self.open(key, etag) as original, self._open_any(copy, copy_etag) as copied:
+            while True:
+                chunk = original.read(COMPARE_CHUNK)
+                if chunk != copied.read(len(chunk) or 1):
+                    raise _changed(action)
+                if not chunk:
+                    return
+
+    def _open_any(self, key: str, etag: str) -> _Body:
+        """The body of `key`, of version `etag` when the server gave one."""
+        if etag:
+            return self.open(key, etag)
+        with self._request(f"reading {key}"):
+            response = self.client.get_object(Bucket=self.name, Key=key)
+        return _Body(self, key, response["Body"], clock.monotonic() + self.object_timeout_s)
 
     def delete(self, key: str, etag: str) -> None:
         """Delete `key` only while it holds version `etag`; ObjectChanged (and nothing deleted) otherwise."""

@@ -52,13 +52,16 @@ WHERE dataset = %(dataset)s
 """
 
 VERSIONS_OF_KEYS = """
-SELECT key, etag, status, archived_at IS NOT NULL FROM tickets.ingest_files WHERE dataset = %s AND key = ANY(%s)
+SELECT key, etag, status, archived_at IS NOT NULL, archived_etag FROM tickets.ingest_files
+WHERE dataset = %s AND key = ANY(%s)
 """
 
 WATERMARK = "SELECT metadata->>'source_max_key' FROM tickets.import_meta WHERE dataset = %s"
 ADOPTED_THROUGH = "SELECT metadata->>'adopted_through' FROM tickets.import_meta WHERE dataset = %s"
 
-MARK_ARCHIVED = "UPDATE tickets.ingest_files SET archived_at = now() WHERE dataset = %s AND key = %s AND etag = %s"
+MARK_ARCHIVED = """
+UPDATE tickets.ingest_files SET archived_at = now(), archived_etag = %s WHERE dataset = %s AND key = %s AND etag = %s
+"""
 
 # Files gone from changes/ were moved (to processed/ or rejected/) by a run that died before recording it.
 RECONCILE_ARCHIVED = """
@@ -133,13 +136,15 @@ class Version:
     """'applied' or 'rejected'."""
     moved: bool
     """Moved out of changes/ (to processed/ or rejected/) since."""
+    copy_etag: str | None = None
+    """Its copy's ETag in processed/ or rejected/, once moved (before migration 24: not recorded)."""
 
 
 def versions_of(conn: psycopg.Connection, dataset: Dataset, keys: Iterable[str]) -> dict[str, dict[str, Version]]:
     """For each key, the versions the ledger holds, by ETag."""
     versions: dict[str, dict[str, Version]] = {}
-    for key, etag, status, moved in conn.execute(VERSIONS_OF_KEYS, (dataset.name, list(keys))):
-        versions.setdefault(key, {})[etag] = Version(status, moved)
+    for key, etag, status, moved, copy_etag in conn.execute(VERSIONS_OF_KEYS, (dataset.name, list(keys))):
+        versions.setdefault(key, {})[etag] = Version(status, moved, copy_etag)
     return versions
 
 
@@ -160,8 +165,10 @@ def adopted_through(conn: psycopg.Connection, dataset: Dataset) -> str | None:
     return row[0] if row else None
 
 
-def mark_archived(conn: psycopg.Connection, dataset: Dataset, source: Source) -> None:
-    conn.execute(MARK_ARCHIVED, (dataset.name, source.key, source.etag))
+def mark_archived(conn: psycopg.Connection, dataset: Dataset, source: Source, copy_etag: str) -> None:
+    """Record `source` as moved to processed/ or rejected/, where its copy holds ETag `copy_etag` (not the
+    source's for a multipart or SSE-KMS upload: catch-up knows the copy by it)."""
+    conn.execute(MARK_ARCHIVED, (copy_etag, dataset.name, source.key, source.etag))
 
 
 def reconcile_archived(conn: psycopg.Connection, dataset: Dataset, keys_in_changes: Iterable[str]) -> None:

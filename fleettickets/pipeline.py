@@ -305,10 +305,11 @@ class IngestRun:
             return
         if source.archived_copy:  # caught up from processed/: it is there already
             with lost_connection_ends_run(self.conn, f"recording that {source.key} is archived"):
-                ledger.mark_archived(self.conn, self.dataset, source)
+                ledger.mark_archived(self.conn, self.dataset, source, source.etag)
             return
         try:
-            self.bucket.copy(source.key, source.etag, self.dataset.processed_prefix + source.archived_name)
+            copy_etag = self.bucket.copy(source.key, source.etag,
+                                         self.dataset.processed_prefix + source.archived_name)
             fault("after_copy_object")
             self.bucket.delete(source.key, source.etag)
         except ObjectChanged:
@@ -323,7 +324,7 @@ class IngestRun:
             self.log.error(f"{error}; {source.key} stays in changes/ and is archived (not re-applied) next run")
             return
         with lost_connection_ends_run(self.conn, f"recording that {source.key} was archived"):
-            ledger.mark_archived(self.conn, self.dataset, source)
+            ledger.mark_archived(self.conn, self.dataset, source, copy_etag)
         self.report.files_archived += 1
 
     def move_rejected(self, source: Source, reason: str) -> None:
@@ -336,7 +337,7 @@ class IngestRun:
             return
         destination = self.dataset.rejected_prefix + source.archived_name
         try:
-            self.bucket.copy(source.key, source.etag, destination)
+            copy_etag = self.bucket.copy(source.key, source.etag, destination)
             self.bucket.put_text(destination + ".error.txt", f"{outward.line(source.key)}\n{outward.line(reason)}\n")
             self.bucket.delete(source.key, source.etag)
         except ObjectChanged:
@@ -351,4 +352,4 @@ class IngestRun:
             self.log.error(f"{error}; {source.key} stays in changes/ and is moved to rejected/ next run")
             return
         with lost_connection_ends_run(self.conn, f"recording that {source.key} was moved to rejected/"):
-            ledger.mark_archived(self.conn, self.dataset, source)
+            ledger.mark_archived(self.conn, self.dataset, source, copy_etag)

@@ -139,8 +139,10 @@ def archived_unknown(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket,
         known = ledger.versions_of(conn, dataset, {key for key, _ in named})
     # A copy in processed/ is a version some run applied: one the ledger does not hold as applied (unknown, or
     # rejected in a backup taken before an operator put it back) is missing from the tickets.
-    missing = [(key, obj) for key, obj in named
-               if getattr(known.get(key, {}).get(obj.etag), "status", None) != "applied"]
+    # Known by the source's ETag, or by its copy's where they differ (a multipart or SSE-KMS upload).
+    applied = {(key, etag) for key, versions in known.items() for source_etag, version in versions.items()
+               if version.status == "applied" for etag in (source_etag, version.copy_etag) if etag}
+    missing = [(key, obj) for key, obj in named if (key, obj.etag) not in applied]
     # Versions of one key in the order they were archived, which is the order they were applied in.
     unknown = sorted(missing, key=lambda pair: (pair[0], pair[1].modified))
     return [Source(key, obj.etag, obj.size, _opener(bucket, obj.key, obj.etag), archived_copy=obj.key)

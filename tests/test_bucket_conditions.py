@@ -5,6 +5,7 @@ run read, archive or delete a version it did not list."""
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,8 @@ from fleettickets.settings import BucketSettings
 from support.processes import finish, wait_until_stopped
 
 KEY = "automations/inc/changes/2026-11-20T06-00-00.csv"
+ARCHIVED = "automations/inc/processed/2026-11-20T06-00-00.csv"
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "inc" / "changes" / "2026-11-20T06-00-00.csv"
 CONDITIONS = ("If-Match", "x-amz-copy-source-if-match")
 
 
@@ -91,3 +94,56 @@ def test_a_file_deleted_after_listing_is_reported_as_such_not_as_waiting(db, buc
                                 "applied"]
     assert "stays in changes/" not in out + err
     assert db.scalar("SELECT count(*) FROM tickets.ingest_files") == 0
+
+
+def test_a_multipart_change_file_is_applied_once_and_archived_once(db, bucket, run_import):
+    """aws s3 cp and n8n's S3 node upload a large file in parts: its ETag is no MD5 of the bytes, and its copy's
+    differs from it. The previous main took that for a rewrite: left in changes/, re-applied from processed/ as a
+    catch-up, one more copy and ledger row every run."""
+    body = SAMPLE.read_bytes()
+    assert bucket.put_multipart(KEY, body).endswith("-1")
+
+    runs = [run_import("inc", "--from-bucket", "--apply") for _ in range(3)]
+
+    assert [run.code for run in runs] == [0, 0, 0], runs[0].output
+    assert "rewritten" not in "".join(run.output for run in runs)
+    assert "applied 2026-11-20T06-00-00.csv" in runs[0].out
+    assert all("nothing new" in run.out for run in runs[1:]), runs[1].output
+    assert bucket.keys("automations/inc/") == [ARCHIVED]
+    assert bucket.get(ARCHIVED) == body
+    assert db.query("SELECT status, archived_etag FROM tickets.ingest_files") == [("applied", bucket.etag(ARCHIVED))]
+    check = run_import("inc", "--check", "--max-file-age", "100000", "--max-run-age", "100000")
+    assert check.code == 0, check.output
+
+
+def test_a_multipart_file_rewritten_between_the_check_and_the_copy_is_never_archived_as_the_listed_one(bucket):
+    """On a server that ignores CopySourceIfMatch, the export rewrites the key between the HEAD and the copy. The
+    copy's ETag differs from the source's for a multipart upload whether or not the bytes do, so the bytes tell."""
+    bucket.put_multipart(KEY, SAMPLE.read_bytes())
+    ours = Bucket(BucketSettings.from_env())
+    (obj,) = ours.list("automations/inc/changes/")
+    ignoring_conditions(ours)
+    rewrites = []
+
+    def rewrite_once(**_kwargs) -> None:
+        if not rewrites:
+            rewrites.append(bucket.put_multipart(KEY, SAMPLE.read_bytes() + b"INC000000000999,late\n"))
+
+    ours.client.meta.events.register("after-call.s3.HeadObject", rewrite_once)
+
+    with pytest.raises(ObjectChanged, match="no longer holds the version that was listed"):
+        ours.copy(KEY, obj.etag, ARCHIVED)
+    assert rewrites
+    assert bucket.etag(KEY) == rewrites[0]  # the new version stays in changes/ for the next run
+
+
+def test_a_multipart_copy_of_the_same_bytes_is_a_copy(bucket):
+    bucket.put_multipart(KEY, SAMPLE.read_bytes())
+    ours = Bucket(BucketSettings.from_env())
+    (obj,) = ours.list("automations/inc/changes/")
+
+    copy_etag = ours.copy(KEY, obj.etag, ARCHIVED)
+
+    assert copy_etag != obj.etag
+    assert copy_etag == bucket.etag(ARCHIVED)
+    assert bucket.get(ARCHIVED) == SAMPLE.read_bytes()
