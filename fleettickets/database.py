@@ -27,6 +27,23 @@ CONNECT_TIMEOUT_S = 5
 # timeout, a missing table) is about the moment or the setup, not the file.
 DETERMINISTIC_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
 
+# A link that drops packets, or a frozen server, answers nothing and closes nothing: without bounds of our own a
+# run waits on its socket for ever and the server keeps its session, and the dataset's lock, for hours.
+# - Our side: TCP keepalives and tcp_user_timeout (libpq) notice a dead peer while we wait or send, and no
+#   request of a run's session may go unanswered longer than FLEETTICKETS_DATABASE_STALL_TIMEOUT.
+# - The server's side: the same keepalives for its socket, and a run's session that says nothing for that long
+#   (idle, or idle in a transaction) is ended, its locks with it.
+# A URL that sets a libpq keepalive parameter itself keeps its own.
+CLIENT_KEEPALIVES = {"keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10",
+                     "keepalives_count": "3", "tcp_user_timeout": "60000"}
+SERVER_KEEPALIVES = {"tcp_keepalives_idle": "60", "tcp_keepalives_interval": "10", "tcp_keepalives_count": "6",
+                     "tcp_user_timeout": "60000"}
+# Only where the server has them (idle_session_timeout: PostgreSQL 14 on).
+BOUND_IDLE = """
+SELECT pg_catalog.set_config(s.name, %s::text, false) FROM pg_catalog.pg_settings AS s
+WHERE s.name IN ('idle_session_timeout', 'idle_in_transaction_session_timeout')
+"""
+
 # Every session sets its own world before its first statement: a login's or a database's settings are a DBA's
 # (or another tenant's) to choose, and ours must not read, parse or resolve differently under them.
 # - search_path: pg_catalog alone (pg_temp is never searched for functions or operators), so no schema another
@@ -48,6 +65,7 @@ SESSION_WORLD = {
     "timezone_abbreviations": "Default",
     "default_transaction_isolation": "read committed",
     "idle_in_transaction_session_timeout": f"{IDLE_IN_TRANSACTION_S * 1000}ms",
+    **SERVER_KEEPALIVES,
 }
 SET_WORLD = "SELECT " + ", ".join(f"pg_catalog.set_config(%({name})s::text, %({name}_value)s::text, false)"
                                   for name in [*SESSION_WORLD, "statement_timeout", "lock_timeout"])
@@ -55,6 +73,23 @@ SET_WORLD = "SELECT " + ", ".join(f"pg_catalog.set_config(%({name})s::text, %({n
 REPLICATION_ROLE = "SELECT pg_catalog.current_setting('session_replication_role'::text)"
 
 WHAT_STAYS = "every file committed before stays applied, the rest is applied next run"
+
+
+
+class StalledConnection(psycopg.Connection):
+    """A connection on which no request waits longer than `stall_s` for the server's answer; past it the
+    connection is closed and an OperationalError says so (lost_connection_ends_run makes it one line)."""
+
+    stall_s: float | None = None
+
+    def wait(self, gen, interval=0.1, timeout=None):  # type: ignore[no-untyped-def]
+        try:
+            return super().wait(gen, interval, timeout if timeout is not None else self.stall_s)
+        except psycopg.errors._WaitTimeout:  # psycopg's own timeout of a wait: the answer never came
+            self.pgconn.finish()
+            raise psycopg.OperationalError(
+                f"the database did not answer within {self.stall_s:g} s (FLEETTICKETS_DATABASE_STALL_TIMEOUT): "
+                "the link or the server is stalled") from None
 
 
 def describe_error(error: BaseException) -> str:
@@ -87,9 +122,12 @@ def connect(url: str | None = None, *, attempts: int | None = None,
     attempts = attempts or CONNECT_ATTEMPTS
     for attempt in range(1, attempts + 1):
         try:
-            conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                                   application_name="fleettickets")
+            keepalives = {name: value for name, value in CLIENT_KEEPALIVES.items()
+                          if name not in psycopg.conninfo.conninfo_to_dict(url)}
+            conn = StalledConnection.connect(psycopg.conninfo.make_conninfo(url, **keepalives), autocommit=True,
+                                             connect_timeout=CONNECT_TIMEOUT_S, application_name="fleettickets")
             pin_world(conn, limits)
+            conn.stall_s = limits.stall_s if limits else None
             return conn
         except psycopg.OperationalError as error:
             if attempt == attempts:
@@ -114,6 +152,8 @@ def pin_world(conn: psycopg.Connection, limits: RunLimits | None = None) -> None
                           ("lock_timeout", limits and limits.lock_timeout_s)):
         world[name], world[f"{name}_value"] = name, f"{round((seconds or 0) * 1000)}ms"
     conn.execute(SET_WORLD, world)
+    if limits:
+        conn.execute(BOUND_IDLE, (f"{round(limits.stall_s * 1000)}ms",))
     row = conn.execute(REPLICATION_ROLE).fetchone()
     if row and row[0] != "origin":
         conn.close()

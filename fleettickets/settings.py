@@ -74,6 +74,10 @@ VARIABLES = (
     Variable("FLEETTICKETS_OBJECT_TIMEOUT", "seconds one change file may take to read from the bucket before it is "
              "left for the next run", default="300"),
     Variable("FLEETTICKETS_STATEMENT_TIMEOUT", "seconds one SQL statement of an ingest run may take", default="300"),
+    Variable("FLEETTICKETS_DATABASE_STALL_TIMEOUT", "seconds a run waits for the database to answer one request "
+             "before it takes the link for dead and ends; the server ends a run's session silent this long, and "
+             "its locks with it (above FLEETTICKETS_STATEMENT_TIMEOUT and FLEETTICKETS_OBJECT_TIMEOUT)",
+             default="360"),
     Variable("FLEETTICKETS_LOCK_TIMEOUT", "seconds an ingest run waits for a row or table lock another session holds",
              default="30"),
     Variable("FLEETTICKETS_MIGRATION_LOCK_WAIT", "seconds `run_migrations.py` waits for another deploy's migrations "
@@ -200,6 +204,8 @@ class RunLimits:
     """After this long a run starts no new file; the rest are applied next run."""
     statement_timeout_s: float
     lock_timeout_s: float
+    stall_s: float
+    """No request waits longer for the database's answer; the server ends a session of the run silent this long."""
 
     @classmethod
     def from_env(cls) -> RunLimits:
@@ -208,7 +214,8 @@ class RunLimits:
                    batch_bytes=int(number("FLEETTICKETS_BATCH_BYTES")),
                    run_timeout_s=number("FLEETTICKETS_RUN_TIMEOUT", float),
                    statement_timeout_s=number("FLEETTICKETS_STATEMENT_TIMEOUT", float),
-                   lock_timeout_s=number("FLEETTICKETS_LOCK_TIMEOUT", float))
+                   lock_timeout_s=number("FLEETTICKETS_LOCK_TIMEOUT", float),
+                   stall_s=number("FLEETTICKETS_DATABASE_STALL_TIMEOUT", float))
 
 
 def database_url(name: str = "DATABASE_URL") -> str:

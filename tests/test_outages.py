@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import time
 
 import psycopg
 import pytest
@@ -134,3 +136,79 @@ def test_database_restarted_mid_run(ingests, db, bucket, pg_cluster):
     assert table_state(db, "inc") == reference_state(files, "INC")
     assert db.scalar("SELECT count(*) FROM tickets.ingest_files WHERE archived_at IS NULL") == 0
     assert bucket.keys("automations/inc/changes/") == []
+
+
+STALL = {"FLEETTICKETS_DATABASE_STALL_TIMEOUT": "3"}
+RUN_SESSIONS = """
+SELECT a.pid FROM pg_stat_activity AS a
+WHERE a.datname = current_database() AND a.application_name = 'fleettickets'
+"""
+
+
+def wait_for_no_run_session(db, timeout_s: float) -> float:
+    started = time.monotonic()
+    while db.query(RUN_SESSIONS):
+        assert time.monotonic() - started < timeout_s, "the server kept the dead run's session"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def test_a_stalled_link_ends_the_run_in_one_line_and_the_server_lets_go_of_its_lock(ingests, db, bucket, db_proxy):
+    """The link drops every packet mid-run: both ends stay connected and silent. The run ends by itself (the
+    previous main waited for ever), and the server ends its session, so the next run is not told for hours that
+    "another run holds the lock"."""
+    files = three_files(bucket)
+    process = ingests.start(STALL, fault="after_commit:stop")
+    wait_until_stopped(process)
+    db_proxy.freeze()
+    started = time.monotonic()
+    process.send_signal(signal.SIGCONT)
+
+    code, out, err = finish(process)
+
+    assert code == 1, out + err
+    assert time.monotonic() - started < 60
+    assert "the database did not answer within 3 s (FLEETTICKETS_DATABASE_STALL_TIMEOUT): the link or the " \
+           "server is stalled" in err
+    assert "Traceback" not in err
+    wait_for_no_run_session(db, timeout_s=15)
+    code, out, err = finish(ingests.start({"DATABASE_URL": db.url}))
+    assert code == 0, out + err
+    assert table_state(db, "inc") == reference_state(files, "INC")
+
+
+def test_a_frozen_database_backend_ends_the_run_in_one_line(ingests, db, bucket, pg_cluster):
+    if pg_cluster is None:
+        pytest.skip("needs the session's own PostgreSQL cluster")
+    files = three_files(bucket)
+    process = ingests.start(STALL, fault="after_commit:stop")
+    wait_until_stopped(process)
+    (backend,) = db.query(RUN_SESSIONS)
+    os.kill(backend[0], signal.SIGSTOP)
+    try:
+        process.send_signal(signal.SIGCONT)
+        code, out, err = finish(process)
+    finally:
+        os.kill(backend[0], signal.SIGCONT)
+
+    assert code == 1, out + err
+    assert "did not answer within 3 s (FLEETTICKETS_DATABASE_STALL_TIMEOUT)" in err and "Traceback" not in err
+    assert db.scalar("SELECT status FROM tickets.ingest_runs") == "failed"  # closed on a fresh connection
+    wait_for_no_run_session(db, timeout_s=15)  # continued, the backend finds its client gone
+    code, out, err = finish(ingests.start({}))
+    assert code == 0, out + err
+    assert table_state(db, "inc") == reference_state(files, "INC")
+
+
+def test_a_run_session_carries_the_bounds_that_notice_a_dead_link_on_both_sides(db):
+    """What cannot be staged without root (a peer's kernel that stops answering) rests on TCP keepalives and
+    tcp_user_timeout: present on our socket (libpq) and on the server's (the session's settings)."""
+    from fleettickets import database
+    from fleettickets.settings import RunLimits
+
+    with database.connect(limits=RunLimits.from_env()) as conn:
+        ours = {option.keyword.decode(): (option.val or b"").decode() for option in conn.pgconn.info}
+        servers = dict(conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
+                                    (["tcp_keepalives_idle", "tcp_user_timeout", "idle_session_timeout"],)))
+    assert {name: ours[name] for name in database.CLIENT_KEEPALIVES} == database.CLIENT_KEEPALIVES
+    assert servers == {"tcp_keepalives_idle": "60", "tcp_user_timeout": "60000", "idle_session_timeout": "360000"}

@@ -3,8 +3,10 @@
 It forwards bytes unchanged between the client and the real server (PostgreSQL,
 the S3 server). A test can drop every connection at once (`cut`), drop them
 once the client has sent a number of bytes (`cut_after_upstream_bytes`, e.g.
-mid-COPY), refuse new connections (`down`), or make HTTP responses claim a
-larger body than they carry (`inflate_content_length_for`).
+mid-COPY), refuse new connections (`down`), stop carrying bytes on the open
+ones while both ends stay connected (`freeze`: a link that drops packets, a
+frozen server), or make HTTP responses claim a larger body than they carry
+(`inflate_content_length_for`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Proxy:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _accepting: bool = True
     _released: threading.Event = field(default_factory=threading.Event)
+    _frozen: bool = False
 
     def start(self) -> Proxy:
         self._listener = socket.socket()
@@ -63,6 +66,8 @@ class Proxy:
                 continue
             with self._lock:
                 self._connections += [client, upstream]
+            if self._frozen:
+                continue  # connected, and silent
             state = {"inflate": False, "stall": False}
             threading.Thread(target=self._pipe, args=(client, upstream, True, state), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, False, state), daemon=True).start()
@@ -73,6 +78,9 @@ class Proxy:
                 data = source.recv(65536)
                 if not data:
                     break
+                if self._frozen:
+                    self._released.wait()  # nothing more arrives either way; the sockets stay open
+                    return
                 if upstream:
                     self.upstream_bytes += len(data)
                     limit = self.cut_after_upstream_bytes
@@ -96,6 +104,11 @@ class Proxy:
         finally:
             for sock in (source, sink):
                 _close(sock)
+
+    def freeze(self) -> None:
+        """From now on carry nothing, on the open connections or on new ones, but close nothing: to both ends the
+        link is up and silent, as when it drops packets or the server is frozen."""
+        self._frozen = True
 
     def cut(self) -> None:
         """Drop every open connection, as a server restart does."""
