@@ -41,6 +41,11 @@ from fleettickets.plan import Action, Plan, Step, bucket_plan, local_plan
 from fleettickets.report import IngestReport, TicketCounts, describe_batch, describe_file
 from fleettickets.settings import BucketSettings, RunLimits
 
+# Every further request would wait out the same timeouts (minutes each) while the dataset's lock is held.
+BUCKET_GONE = ("the bucket cannot be reached, so the run stops moving files: every file it applied stays in "
+               "changes/ and is archived (not applied again) next run, every file it rejected is moved to rejected/ "
+               "next run")
+
 # botocore retries whole requests itself; a body that breaks off midway is
 # read again this many times before the file is left for the next run.
 READ_ATTEMPTS = 3
@@ -319,6 +324,8 @@ class IngestRun:
             self.log.warn(f"{source.key} was deleted from changes/ during the run: it is applied, and processed/ "
                           "holds a copy only if the copy was made before")
             return
+        except StorageUnavailable as error:
+            raise RunAborted(f"{error}; {BUCKET_GONE}") from None
         except FleetError as error:
             self.report.errors.append(str(error))
             self.log.error(f"{error}; {source.key} stays in changes/ and is archived (not re-applied) next run")
@@ -347,6 +354,8 @@ class IngestRun:
             self.log.warn(f"{source.key} was deleted from changes/ during the run: the ledger records it as rejected "
                           "(see ingest_files.error); rejected/ holds a copy only if the copy was made before")
             return
+        except StorageUnavailable as error:
+            raise RunAborted(f"{error}; {BUCKET_GONE}") from None
         except FleetError as error:
             self.report.errors.append(str(error))
             self.log.error(f"{error}; {source.key} stays in changes/ and is moved to rejected/ next run")

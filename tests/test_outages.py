@@ -212,3 +212,29 @@ def test_a_run_session_carries_the_bounds_that_notice_a_dead_link_on_both_sides(
                                     (["tcp_keepalives_idle", "tcp_user_timeout", "idle_session_timeout"],)))
     assert {name: ours[name] for name in database.CLIENT_KEEPALIVES} == database.CLIENT_KEEPALIVES
     assert servers == {"tcp_keepalives_idle": "60", "tcp_user_timeout": "60000", "idle_session_timeout": "360000"}
+
+
+def test_a_bucket_gone_after_the_commit_ends_the_archive_step_at_the_first_file(ingests, db, bucket, s3_proxy):
+    """The previous main tried every file of the batch in turn, one error line and the S3 timeouts each (about
+    five minutes a file by default) while the dataset's lock was held."""
+    files = three_files(bucket)
+    process = ingests.start({"FLEETTICKETS_BATCH_FILES": "50"}, fault="after_commit:stop")
+    wait_until_stopped(process)
+    s3_proxy.down()
+    process.send_signal(signal.SIGCONT)
+
+    code, out, err = finish(process)
+
+    assert code == 1
+    (line,) = err.strip().splitlines()
+    assert line.startswith("inc: error: S3 copying automations/inc/changes/2026-11-20T06-00-00.csv")
+    assert "the bucket cannot be reached, so the run stops moving files" in line
+    assert SECRET not in out + err
+    assert db.scalar("SELECT count(*) FROM tickets.ingest_files WHERE status = 'applied'") == 3
+
+    s3_proxy.up()
+    code, out, err = finish(ingests.start({}))
+    assert code == 0, out + err
+    assert out.count("already applied by an earlier run (same ETag), not applied again") == 3
+    assert table_state(db, "inc") == reference_state(files, "INC")
+    assert bucket.keys("automations/inc/changes/") == []
