@@ -188,11 +188,19 @@ def check_health(dataset: Dataset, *, max_run_age_min: float, max_file_age_min: 
         behind = len(plan.archived_unknown(conn, dataset, bucket, ledger.watermark(conn, dataset)))
         strangers = [(name, found) for name in (dataset.name, "history", "geocode")
                      if (found := locks.held_by_stranger(conn, name))]
+        # A run takes the dataset's lock before it writes its row and closes the row before it lets go: a row
+        # still running while nobody holds the lock is a run that ended without recording how.
+        unrecorded = (last_run[1] if last_run and last_run[0] == "running"
+                      and locks.holder_of(conn, dataset.name) is None else None)
     if health is None:
         return False, "the database has no record of this dataset (run the migrations: python run_migrations.py)"
     now, last_success, newest_key, unarchived = health
     if last_run and last_run[0] == "failed":
         problems.append(f"the last run failed: {last_run[3] or 'see --status'}")
+    if unrecorded:
+        problems.append(f"the last run (started {age(now - unrecorded)} ago) ended without recording its outcome "
+                        "(killed, its database link lost, or its last write refused): its own output says why; "
+                        "the next run records it as failed")
     if last_success is None:
         problems.append("no run has ever succeeded")
     elif export_hours_between(last_success, now) > dt.timedelta(minutes=max_run_age_min):

@@ -331,6 +331,27 @@ def test_check_is_unhealthy_saying_why(fresh_run, db, bucket, run_import, monkey
     assert expected in outcome.out
 
 
+def test_a_run_that_could_not_record_its_outcome_is_unhealthy_at_once(fresh_run, db, bucket, run_import,
+                                                                       monkeypatch):
+    """An operator's open transaction holds the watermark row: the run ends on its lock timeout and cannot close
+    its own row either. The previous main's --check said healthy until the run-age limit."""
+    bucket.put(changes("inc", stamp_ago(1)), csv_text([ticket_fields("INC000000000002")]))
+    monkeypatch.setenv("FLEETTICKETS_LOCK_TIMEOUT", "1")
+    with db.connect() as operator, operator.transaction():
+        operator.execute("SELECT * FROM tickets.import_meta WHERE dataset = 'inc' FOR UPDATE")
+        run = run_import("inc", "--from-bucket", "--apply")
+    assert run.code == 1, run.output
+
+    check = run_import("inc", "--check")
+
+    assert check.code == 1, check.output
+    assert db.scalar("SELECT status FROM tickets.ingest_runs ORDER BY run_id DESC LIMIT 1") == "running"
+    assert "the last run (started 0 min ago) ended without recording its outcome" in check.out
+    # As it says, the next run records it as failed.
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+    assert db.scalar("SELECT status FROM tickets.ingest_runs ORDER BY run_id DESC LIMIT 1 OFFSET 1") == "failed"
+
+
 def test_check_without_a_database_is_unhealthy_in_one_line(bucket, run_import, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/x")
     monkeypatch.setattr("fleettickets.database.CONNECT_ATTEMPTS", 1)
