@@ -80,7 +80,7 @@ def bucket_plan(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket, log:
 
     with lost_connection_ends_run(conn, "reading the ledger"):
         watermark = ledger.watermark(conn, dataset)
-    caught_up = archived_unknown(conn, dataset, bucket, watermark)
+    caught_up = archived_unknown(conn, dataset, bucket, watermark, now, log)
     if caught_up:
         log.warn(f"catching up from {dataset.processed_prefix}: {len(caught_up)} archived files are not in the "
                  "ledger (a database restored from a backup?); applying them in order")
@@ -112,8 +112,8 @@ def bucket_plan(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket, log:
     return Plan(steps, frozenset(obj.key for obj in listed))
 
 
-def archived_unknown(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket,
-                     watermark: str | None) -> list[Source]:
+def archived_unknown(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket, watermark: str | None,
+                     now: dt.datetime, log: Log | None = None) -> list[Source]:
     """Versions in processed/ the ledger does not know, from a day before the watermark's stamp on (all of them
     when nothing was applied yet): what a database restored from an earlier backup, or a new one, has not applied.
     In a database adopted from the original system, none at or below the watermark it carried over.
@@ -129,8 +129,15 @@ def archived_unknown(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket,
     named = []
     for obj in archived:
         match = sourcetime.STAMP_IN_NAME.fullmatch(obj.key.rpartition("/")[2])
-        if match:
-            named.append((f"{dataset.changes_prefix}{match['stamp']}.csv", obj))
+        if not match:
+            continue
+        key = f"{dataset.changes_prefix}{match['stamp']}.csv"
+        # The same time checks as a key in changes/: a copy stamped ahead would otherwise become the watermark.
+        kind = sourcetime.classify(dataset.key_pattern, key, now)
+        if kind is sourcetime.KeyKind.CHANGE_FILE:
+            named.append((key, obj))
+        elif log is not None:
+            log.warn(f"not catching up {obj.key!r}: {_why_not(kind)}; left where it is")
     with lost_connection_ends_run(conn, "reading the ledger"):
         adopted = ledger.adopted_through(conn, dataset)
         if adopted:
@@ -147,6 +154,13 @@ def archived_unknown(conn: psycopg.Connection, dataset: Dataset, bucket: Bucket,
     unknown = sorted(missing, key=lambda pair: (pair[0], pair[1].modified))
     return [Source(key, obj.etag, obj.size, _opener(bucket, obj.key, obj.etag), archived_copy=obj.key)
             for key, obj in unknown]
+
+
+def _why_not(kind: sourcetime.KeyKind) -> str:
+    if kind is sourcetime.KeyKind.AHEAD:
+        return (f"stamped more than {_hours(sourcetime.FUTURE_TOLERANCE)} ahead of now; it is caught up once its "
+                "time comes")
+    return kind.value
 
 
 def _hours(delta: dt.timedelta) -> str:

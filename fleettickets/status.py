@@ -185,7 +185,8 @@ def check_health(dataset: Dataset, *, max_run_age_min: float, max_file_age_min: 
                                        "grace": UNARCHIVED_GRACE}).fetchone()
         last_run = conn.execute(LAST_RUN, (dataset.name,)).fetchone()
         rejected_waiting = sum(1 for obj in rejected if not _superseded(conn, dataset, obj))
-        behind = len(plan.archived_unknown(conn, dataset, bucket, ledger.watermark(conn, dataset)))
+        (now_in_db,) = conn.execute(plan.NOW).fetchone() or (None,)
+        behind = len(plan.archived_unknown(conn, dataset, bucket, ledger.watermark(conn, dataset), now_in_db))
         strangers = [(name, found) for name in (dataset.name, "history", "geocode")
                      if (found := locks.held_by_stranger(conn, name))]
         # A run takes the dataset's lock before it writes its row and closes the row before it lets go: a row

@@ -175,3 +175,22 @@ def test_a_late_file_applied_after_the_backup_is_caught_up_although_stamped_belo
         outcome = run_import("inc", "--from-bucket", "--apply")
         assert outcome.code == 0, outcome.output
         assert table_state(restored, "inc") == reference_state([newest, late], "INC")
+
+
+def test_an_archived_copy_stamped_years_ahead_is_held_as_the_same_key_in_changes_is(db, bucket, run_import):
+    """The previous main applied it at once and made it the watermark, so catch-up later started from 2031."""
+    (name, content), = six_files()[:1]
+    bucket.put(f"automations/inc/processed/{name}", content)
+    ahead = "automations/inc/processed/2031-01-01T06-00-00.csv"
+    bucket.put(ahead, change_file(ticket_row("INC000000000999", "2031-01-01 06:00:00")))
+
+    outcome = run_import("inc", "--from-bucket", "--apply")
+
+    assert outcome.code == 0, outcome.output
+    assert (f"inc: warning: not catching up '{ahead}': stamped more than 1 h ahead of now; it is caught up once "
+            "its time comes; left where it is") in outcome.err
+    assert db.scalar("SELECT metadata->>'source_max_key' FROM tickets.import_meta WHERE dataset = 'inc'") == \
+        changes("inc", name[:-4])
+    assert db.scalar("SELECT count(*) FROM tickets.inc WHERE ticket_id = 'INC000000000999'") == 0
+    check = run_import("inc", "--check", "--max-file-age", "100000", "--max-run-age", "100000")
+    assert "not in the ledger" not in check.out
