@@ -20,7 +20,7 @@ from fleettickets import database, locks
 from fleettickets.errors import FleetError
 from fleettickets.geocoder import Budget, BudgetSpent, Found, Geocoder, KeyRejected, LookupFailed, ProviderDown
 from fleettickets.log import Log
-from fleettickets.settings import GeocoderSettings
+from fleettickets.settings import GeocoderSettings, RunLimits
 
 # A geocoded street more than this far from its cluster's centroid is a
 # street of the same name in another town.
@@ -257,7 +257,7 @@ class GeocodeRun:
 def _run(apply: bool, work: Callable[[GeocodeRun], object], log: Log) -> int:
     """Lock, ask, and in every ending re-place the tickets with what was found; a stop is re-raised after that."""
     config = GeocoderSettings.from_env(need_key=apply)
-    with database.connect() as conn:
+    with database.connect(limits=RunLimits.from_env()) as conn:
         if not locks.try_lock(conn, "geocode"):
             stranger = locks.held_by_stranger(conn, "geocode")
             if stranger:
@@ -292,7 +292,7 @@ def load_gazetteer(path: Path, apply: bool, log: Log) -> int:
     if not apply:
         log.info(f"dry run: would load {len(rows)} cluster centroids from {path}; nothing written")
         return 0
-    with database.connect() as conn, conn.transaction():
+    with database.connect(limits=RunLimits.from_env()) as conn, conn.transaction():
         changed = sum(conn.execute(LOAD_SEED, {"cluster": cluster, "lat": lat, "lon": lon}).rowcount
                       for cluster, lat, lon in rows)
         moved = _scalar(conn, RESOLVE_TICKET_GEOMS)

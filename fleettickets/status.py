@@ -10,6 +10,7 @@ from psycopg import sql
 from fleettickets import database, ledger, locks, outward, plan, sourcetime
 from fleettickets.bucket import Bucket, StorageError, StoredObject
 from fleettickets.dataset import Dataset
+from fleettickets.settings import RunLimits
 from fleettickets.sourcetime import EAT, KeyKind, classify
 
 OPERATORS_READ_EAT = "SET TIME ZONE 'Africa/Nairobi'"
@@ -45,7 +46,7 @@ FROM tickets.ingest_runs WHERE dataset = %s ORDER BY run_id DESC LIMIT 5
 def print_status(dataset: Dataset, bucket: Bucket | None) -> int:
     """Everything --status prints; `bucket` is None when no bucket is configured (the changes/ lines are left
     out)."""
-    with database.connect() as conn:
+    with database.connect(limits=RunLimits.from_env()) as conn:
         conn.execute(OPERATORS_READ_EAT)
         watermark, last_success, last_failure = conn.execute(META, (dataset.name,)).fetchone() or (None, None, None)
         newest = conn.execute(NEWEST_APPLIED, (dataset.name, dataset.changes_prefix + "%")).fetchone()
@@ -180,7 +181,7 @@ def check_health(dataset: Dataset, *, max_run_age_min: float, max_file_age_min: 
     """(healthy, one line saying why) for the dataset's schedule, from the database and the bucket."""
     rejected = [obj for obj in bucket.list(dataset.rejected_prefix) if not obj.key.endswith(".error.txt")]
     problems: list[str] = []
-    with database.connect() as conn:
+    with database.connect(limits=RunLimits.from_env()) as conn:
         health = conn.execute(HEALTH, {"dataset": dataset.name, "changes": dataset.changes_prefix + "%",
                                        "grace": UNARCHIVED_GRACE}).fetchone()
         last_run = conn.execute(LAST_RUN, (dataset.name,)).fetchone()
