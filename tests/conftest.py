@@ -82,6 +82,17 @@ def pg_admin_url(pg_cluster: devstack.PgCluster | None) -> Iterator[str]:
         drop_database(url, HOSTILE_EMPTY_DB)
 
 
+# The fast tier: every test that needs neither server, marked at collection from the fixtures it asks for, so a
+# new test joins its tier by what it uses (./dev test --fast runs it without starting either).
+SERVERS = frozenset({"pg_cluster", "s3_server"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVERS.isdisjoint(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.fast)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def harness_reads_its_own_dates() -> Iterator[None]:
     """On the hostile bed the tests' own connections (not ours: those set application_name 'fleettickets' and

@@ -177,6 +177,27 @@ def test_a_stalled_link_ends_the_run_in_one_line_and_the_server_lets_go_of_its_l
     assert table_state(db, "inc") == reference_state(files, "INC")
 
 
+def test_sigterm_ends_a_run_stalled_on_a_silent_link_in_one_line(ingests, db, bucket, db_proxy):
+    """docker stop, or a cron timeout, on a run that waits on a silent link: it ends at once, not after the stall
+    bound, saying what it leaves."""
+    three_files(bucket)
+    process = ingests.start({"FLEETTICKETS_DATABASE_STALL_TIMEOUT": "600"}, fault="after_commit:stop")
+    wait_until_stopped(process)
+    db_proxy.freeze()
+    process.send_signal(signal.SIGCONT)
+    time.sleep(2)
+    assert process.poll() is None
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+
+    code, out, err = finish(process)
+
+    assert code == 143, out + err
+    assert time.monotonic() - started < 60
+    assert err.strip().splitlines()[-1].startswith("inc: error: terminated by SIGTERM")
+    assert "Traceback" not in err
+
+
 def test_a_frozen_database_backend_ends_the_run_in_one_line(ingests, db, bucket, pg_cluster):
     if pg_cluster is None:
         pytest.skip("needs the session's own PostgreSQL cluster")

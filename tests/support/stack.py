@@ -67,15 +67,18 @@ class TestBucket:
     def put(self, key: str, body: bytes | str) -> None:
         self.client.put_object(Bucket=self.name, Key=key, Body=body.encode() if isinstance(body, str) else body)
 
-    def put_multipart(self, key: str, body: bytes) -> str:
-        """Upload `body` as `aws s3 cp` and n8n's S3 node upload a large file: in parts (one here: S3 allows a
-        last part of any size). Returns the ETag, "<md5 of the parts' md5s>-<parts>", which is no MD5 of the
-        bytes."""
+    def put_multipart(self, key: str, body: bytes, part_bytes: int | None = None) -> str:
+        """Upload `body` as `aws s3 cp` and n8n's S3 node upload a large file: in parts of `part_bytes` (S3's
+        least is 5 MiB but for the last), one part when None. Returns the ETag, "<md5 of the parts'
+        md5s>-<parts>", which is no MD5 of the bytes."""
+        size = part_bytes or max(len(body), 1)
+        chunks = [body[at:at + size] for at in range(0, len(body), size)] or [b""]
         upload = self.client.create_multipart_upload(Bucket=self.name, Key=key)["UploadId"]
-        part = self.client.upload_part(Bucket=self.name, Key=key, UploadId=upload, PartNumber=1, Body=body)
-        done = self.client.complete_multipart_upload(
-            Bucket=self.name, Key=key, UploadId=upload,
-            MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
+        parts = [{"ETag": self.client.upload_part(Bucket=self.name, Key=key, UploadId=upload, PartNumber=number,
+                                                  Body=chunk)["ETag"], "PartNumber": number}
+                 for number, chunk in enumerate(chunks, start=1)]
+        done = self.client.complete_multipart_upload(Bucket=self.name, Key=key, UploadId=upload,
+                                                     MultipartUpload={"Parts": parts})
         return done["ETag"].strip('"')
 
     def etag(self, key: str) -> str:
