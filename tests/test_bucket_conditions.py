@@ -154,3 +154,22 @@ def test_a_multipart_copy_of_the_same_bytes_is_a_copy(bucket):
     assert copy_etag != obj.etag
     assert copy_etag == bucket.etag(ARCHIVED)
     assert bucket.get(ARCHIVED) == SAMPLE.read_bytes()
+
+
+def test_the_probe_tells_what_the_server_does_and_cleans_up(bucket, capsys):
+    """python -m fleettickets.s3probe, run against moto as a server, and against moto ignoring every condition
+    (as s3rver does): each line says what the engine does about a lack."""
+    from fleettickets import s3probe
+
+    assert s3probe.main() == 0
+    moto = capsys.readouterr().out.splitlines()
+    ours = Bucket(BucketSettings.from_env())
+    ignoring_conditions(ours)
+    lacking = {behaviour.name: has for behaviour, has, _ in s3probe.probe_bucket(ours)}
+
+    assert moto[0].startswith("S3 behaviours at http://127.0.0.1:")
+    assert "  yes  lists keys in byte order, page after page" in moto
+    assert "  yes  honours If-Match on GET" in moto
+    assert not lacking["honours If-Match on GET"] and not lacking["honours CopySourceIfMatch"]
+    assert lacking["lists keys in byte order, page after page"]
+    assert bucket.keys(s3probe.PREFIX) == []

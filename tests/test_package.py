@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "fleettickets"
-EDGES = {"edge", "cli", "schema"}
+EDGES = {"edge", "cli", "schema", "s3probe"}
 """What turns a process's arguments and exceptions into work and exit codes; the core never imports them."""
 ENGINE = {"pipeline", "plan", "load", "ledger", "bucket", "changefile", "status", "cli"}
 
