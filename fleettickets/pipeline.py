@@ -305,60 +305,51 @@ class IngestRun:
     # -- moving files --------------------------------------------------------------------------------------
 
     def archive(self, source: Source) -> None:
-        """Move an applied file to processed/: copy first, so a crash never loses it."""
+        """Move an applied file to processed/."""
+        self.move(source, self.dataset.processed_prefix)
+
+    def move_rejected(self, source: Source, reason: str) -> None:
+        """Move a rejected file to rejected/ with a .error.txt beside it saying what is wrong."""
+        self.move(source, self.dataset.rejected_prefix, reason)
+
+    def move(self, source: Source, prefix: str, reason: str | None = None) -> None:
+        """Move a file out of changes/ to `prefix`: processed/ when applied, rejected/ with `reason` when not.
+        Copy first, so a crash never loses it; delete; then record the move in the ledger."""
         if not self.apply or self.bucket is None:
             return
-        if source.archived_copy:  # caught up from processed/: it is there already
-            with lost_connection_ends_run(self.conn, f"recording that {source.key} is archived"):
-                ledger.mark_archived(self.conn, self.dataset, source, source.etag)
+        applied = reason is None
+        if source.archived_copy:  # caught up from processed/, where it stays
+            if applied:
+                with lost_connection_ends_run(self.conn, f"recording that {source.key} is archived"):
+                    ledger.mark_archived(self.conn, self.dataset, source, source.etag)
+            else:
+                self.log.warn(f"{source.archived_copy} stays in processed/ (an archived copy is never moved); "
+                              "the ledger records it as rejected")
             return
+        destination = prefix + source.archived_name
+        state = "it is applied" if applied else "the ledger records it as rejected (see ingest_files.error)"
         try:
-            copy_etag = self.bucket.copy(source.key, source.etag,
-                                         self.dataset.processed_prefix + source.archived_name)
+            copy_etag = self.bucket.copy(source.key, source.etag, destination)
+            if reason is not None:
+                self.bucket.put_text(destination + ".error.txt",
+                                     f"{outward.line(source.key)}\n{outward.line(reason)}\n")
             fault("after_copy_object")
             self.bucket.delete(source.key, source.etag)
         except ObjectChanged:
             self.rewritten_meanwhile(source)
             return
         except ObjectGone:
-            self.log.warn(f"{source.key} was deleted from changes/ during the run: it is applied, and processed/ "
-                          "holds a copy only if the copy was made before")
+            self.log.warn(f"{source.key} was deleted from changes/ during the run: {state}, and {destination} "
+                          "exists only if the copy was made before")
             return
         except StorageUnavailable as error:
             raise RunAborted(f"{error}; {BUCKET_GONE}") from None
         except FleetError as error:
             self.report.errors.append(str(error))
-            self.log.error(f"{error}; {source.key} stays in changes/ and is archived (not re-applied) next run")
+            then = "archived (not applied again)" if applied else "moved to rejected/"
+            self.log.error(f"{error}; {source.key} stays in changes/ and is {then} next run")
             return
-        with lost_connection_ends_run(self.conn, f"recording that {source.key} was archived"):
+        with lost_connection_ends_run(self.conn, f"recording that {source.key} was moved to {destination}"):
             ledger.mark_archived(self.conn, self.dataset, source, copy_etag)
-        self.report.files_archived += 1
-
-    def move_rejected(self, source: Source, reason: str) -> None:
-        """Move a rejected file to rejected/ with a .error.txt beside it saying what is wrong."""
-        if not self.apply or self.bucket is None:
-            return
-        if source.archived_copy:
-            self.log.warn(f"{source.archived_copy} stays in processed/ (an archived copy is never moved); "
-                          "the ledger records it as rejected")
-            return
-        destination = self.dataset.rejected_prefix + source.archived_name
-        try:
-            copy_etag = self.bucket.copy(source.key, source.etag, destination)
-            self.bucket.put_text(destination + ".error.txt", f"{outward.line(source.key)}\n{outward.line(reason)}\n")
-            self.bucket.delete(source.key, source.etag)
-        except ObjectChanged:
-            self.rewritten_meanwhile(source)
-            return
-        except ObjectGone:
-            self.log.warn(f"{source.key} was deleted from changes/ during the run: the ledger records it as rejected "
-                          "(see ingest_files.error); rejected/ holds a copy only if the copy was made before")
-            return
-        except StorageUnavailable as error:
-            raise RunAborted(f"{error}; {BUCKET_GONE}") from None
-        except FleetError as error:
-            self.report.errors.append(str(error))
-            self.log.error(f"{error}; {source.key} stays in changes/ and is moved to rejected/ next run")
-            return
-        with lost_connection_ends_run(self.conn, f"recording that {source.key} was moved to rejected/"):
-            ledger.mark_archived(self.conn, self.dataset, source, copy_etag)
+        if applied:
+            self.report.files_archived += 1

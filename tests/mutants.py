@@ -71,9 +71,9 @@ MUTANTS = (
            "AND false)", ("tests/test_version_order.py",)),
     Mutant("a put-back rejection is not retried", "fleettickets/plan.py", "            if not known.moved:",
            "            if True:", ("tests/test_recovery_advice.py",)),
-    Mutant("a rejected move is not recorded", "fleettickets/pipeline.py",
-           'with lost_connection_ends_run(self.conn, f"recording that {source.key} was moved to rejected/"):\n'
-           "            ledger.mark_archived(self.conn, self.dataset, source)",
+    Mutant("a move is not recorded", "fleettickets/pipeline.py",
+           'with lost_connection_ends_run(self.conn, f"recording that {source.key} was moved to {destination}"):\n'
+           "            ledger.mark_archived(self.conn, self.dataset, source, copy_etag)",
            "pass", ("tests/test_recovery_advice.py",)),
     Mutant("no catch-up from the archive", "fleettickets/plan.py", "    steps += [Step(source, Action.APPLY) for "
            "source in caught_up]\n", "", ("tests/test_catch_up.py",)),

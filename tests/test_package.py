@@ -62,3 +62,12 @@ def test_no_top_level_module_but_the_entrypoints():
     modules = {path.stem for path in ROOT.glob("*.py")}
     assert modules == {"run_migrations", "devstack"}
     assert "from fleettickets import schema" in (ROOT / "run_migrations.py").read_text()
+
+
+def test_every_planted_bug_of_tests_mutants_still_applies_to_the_tree():
+    """A mutant whose original text has moved would be skipped by tests/mutants.py and count for nothing."""
+    import mutants
+
+    stale = [mutant.name for mutant in mutants.MUTANTS
+             if (ROOT / mutant.path).read_text(encoding="utf-8").count(mutant.original) != 1]
+    assert not stale, f"tests/mutants.py: originals no longer found once in the tree: {stale}"
