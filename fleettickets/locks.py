@@ -40,6 +40,7 @@ BOUND_WAIT = "SELECT pg_catalog.set_config('lock_timeout', %s::text, true)"
 # our own role, or a member of the roles that run the ingest or deploy (a superuser is a member of every role).
 HOLDER_COLUMNS = """
 SELECT a.pid, a.usename::text, a.application_name, a.client_addr::text, a.backend_start, a.state,
+       pg_catalog.now() - a.state_change,
        a.usesysid = (SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname = session_user)
        OR COALESCE((SELECT bool_or(pg_catalog.pg_has_role(a.usesysid, g.oid, 'MEMBER'))
                     FROM pg_catalog.pg_roles AS g
@@ -69,6 +70,8 @@ class Holder:
     client: str | None
     since: dt.datetime | None
     state: str | None
+    quiet: dt.timedelta | None
+    """How long it has been in its state (its statement, or idle): shown for a session of our own role."""
     ours: bool
     """A session of our own role or of the owner or ingest roles: an overlapping run of ours, not a stranger."""
 
@@ -125,6 +128,33 @@ def relation_holder(conn: psycopg.Connection, relation: int) -> str:
     """Who holds a lock on the table or view of oid `relation` (the longest in its transaction first), in words."""
     row = conn.execute(RELATION_HOLDER, (relation,)).fetchone()
     return Holder(*row).describe() if row else "a session that has since let it go"
+
+
+TERMINATE = "SELECT pg_catalog.pg_terminate_backend(%s::integer)"
+
+
+def end_dead_run(conn: psycopg.Connection, name: str, stall_s: float) -> Holder | None:
+    """When a session of ours holding the lock `name` has stayed in one state for twice the stall bound, end it
+    and return it; None when the holder is alive, a stranger, or gone. LockHeld when the server does not let us
+    end it, saying who may.
+
+    A live run never stays that long: it gives up on a silent database after `stall_s`, and the server ends an
+    idle session of its then. Only a COPY whose client went silent stays "active" (the server does not cancel a
+    statement that waits for its client's data) until TCP keepalives notice, if the link is truly gone."""
+    found = holder_of(conn, name)
+    if found is None or not found.ours or found.quiet is None or found.quiet <= dt.timedelta(seconds=2 * stall_s):
+        return None
+    try:
+        with conn.transaction():
+            conn.execute(TERMINATE, (found.pid,))
+    except psycopg.errors.InsufficientPrivilege:
+        raise LockHeld(f"the {name} lock is held by a run of ours that has said nothing for {_minutes(found.quiet)}: "
+                       f"{found.describe()}") from None
+    return found
+
+
+def _minutes(delta: dt.timedelta) -> str:
+    return f"{delta.total_seconds() / 60:.0f} min"
 
 
 def held_by_stranger(conn: psycopg.Connection, name: str) -> Holder | None:

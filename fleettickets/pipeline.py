@@ -63,8 +63,15 @@ def ingest(dataset: Dataset, *, apply: bool, reseed: bool = False, local_files: 
             if stranger:
                 log.error(locks.stranger_holds(dataset.name, stranger))
                 return 1
-            log.info("another run of this dataset holds the lock; nothing to do (this is normal when runs overlap)")
-            return 0
+            dead = locks.end_dead_run(conn, dataset.name, limits.stall_s)
+            if dead is None:
+                log.info("another run of this dataset holds the lock; nothing to do (this is normal when runs "
+                         "overlap)")
+                return 0
+            log.warn(f"the {dataset.name} lock was held by a run whose database link died (pid {dead.pid}, silent "
+                     f"in state {dead.state!r} for over FLEETTICKETS_DATABASE_STALL_TIMEOUT): ended it; this run "
+                     "goes on")
+            locks.lock(conn, dataset.name, wait_s=limits.lock_timeout_s)
         load.prepare(conn)
         if bucket is None:
             plan = local_plan(local_files)

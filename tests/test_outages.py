@@ -138,7 +138,8 @@ def test_database_restarted_mid_run(ingests, db, bucket, pg_cluster):
     assert bucket.keys("automations/inc/changes/") == []
 
 
-STALL = {"FLEETTICKETS_DATABASE_STALL_TIMEOUT": "3"}
+# A COPY cut off mid-stream keeps its server session busy, not idle, until the statement's own timeout.
+STALL = {"FLEETTICKETS_DATABASE_STALL_TIMEOUT": "3", "FLEETTICKETS_STATEMENT_TIMEOUT": "5"}
 RUN_SESSIONS = """
 SELECT a.pid FROM pg_stat_activity AS a
 WHERE a.datname = current_database() AND a.application_name = 'fleettickets'
@@ -153,16 +154,23 @@ def wait_for_no_run_session(db, timeout_s: float) -> float:
     return time.monotonic() - started
 
 
-def test_a_stalled_link_ends_the_run_in_one_line_and_the_server_lets_go_of_its_lock(ingests, db, bucket, db_proxy):
+@pytest.mark.parametrize("where", ["between statements", "mid-COPY"])
+def test_a_stalled_link_ends_the_run_in_one_line_and_the_server_lets_go_of_its_lock(ingests, db, bucket, db_proxy,
+                                                                                    where):
     """The link drops every packet mid-run: both ends stay connected and silent. The run ends by itself (the
     previous main waited for ever), and the server ends its session, so the next run is not told for hours that
     "another run holds the lock"."""
-    files = three_files(bucket)
-    process = ingests.start(STALL, fault="after_commit:stop")
-    wait_until_stopped(process)
-    db_proxy.freeze()
+    files = three_files(bucket, big_middle=True)
     started = time.monotonic()
-    process.send_signal(signal.SIGCONT)
+    if where == "mid-COPY":
+        db_proxy.freeze_after_upstream_bytes = 1_000_000
+        process = ingests.start(STALL)
+    else:
+        process = ingests.start(STALL, fault="after_commit:stop")
+        wait_until_stopped(process)
+        db_proxy.freeze()
+        started = time.monotonic()
+        process.send_signal(signal.SIGCONT)
 
     code, out, err = finish(process)
 
@@ -171,21 +179,30 @@ def test_a_stalled_link_ends_the_run_in_one_line_and_the_server_lets_go_of_its_l
     assert "the database did not answer within 3 s (FLEETTICKETS_DATABASE_STALL_TIMEOUT): the link or the " \
            "server is stalled" in err
     assert "Traceback" not in err
-    wait_for_no_run_session(db, timeout_s=15)
-    code, out, err = finish(ingests.start({"DATABASE_URL": db.url}))
+    # The server ends an idle session by itself. A COPY cut off mid-stream stays "active" on the server (until TCP
+    # keepalives notice a link that is truly gone): the next run ends it, as one of ours silent for too long.
+    time.sleep(max(0.0, started + 2 * 3 + 1 - time.monotonic()))
+    code, out, err = finish(ingests.start({**STALL, "DATABASE_URL": db.url}))
     assert code == 0, out + err
+    assert ("lock was held by a run whose database link died" in err) == (where == "mid-COPY"), err
     assert table_state(db, "inc") == reference_state(files, "INC")
+    wait_for_no_run_session(db, timeout_s=10)
 
 
-def test_sigterm_ends_a_run_stalled_on_a_silent_link_in_one_line(ingests, db, bucket, db_proxy):
+@pytest.mark.parametrize("where", ["between statements", "mid-COPY"])
+def test_sigterm_ends_a_run_stalled_on_a_silent_link_in_one_line(ingests, db, bucket, db_proxy, where):
     """docker stop, or a cron timeout, on a run that waits on a silent link: it ends at once, not after the stall
-    bound, saying what it leaves."""
-    three_files(bucket)
-    process = ingests.start({"FLEETTICKETS_DATABASE_STALL_TIMEOUT": "600"}, fault="after_commit:stop")
-    wait_until_stopped(process)
-    db_proxy.freeze()
-    process.send_signal(signal.SIGCONT)
-    time.sleep(2)
+    bound, saying what it leaves; also when the link went silent with the socket's buffers full of a COPY."""
+    three_files(bucket, big_middle=True)
+    if where == "mid-COPY":
+        db_proxy.freeze_after_upstream_bytes = 1_000_000  # well inside the 4 MB middle file's COPY
+        process = ingests.start({"FLEETTICKETS_DATABASE_STALL_TIMEOUT": "600"})
+    else:
+        process = ingests.start({"FLEETTICKETS_DATABASE_STALL_TIMEOUT": "600"}, fault="after_commit:stop")
+        wait_until_stopped(process)
+        db_proxy.freeze()
+        process.send_signal(signal.SIGCONT)
+    time.sleep(3)
     assert process.poll() is None
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)

@@ -29,6 +29,7 @@ class Proxy:
     target_port: int
     port: int = 0
     cut_after_upstream_bytes: int | None = None
+    freeze_after_upstream_bytes: int | None = None
     inflate_content_length_for: str | None = None
     """A path fragment: responses to requests for it claim 2 GiB and end early."""
     stall_body_for: str | None = None
@@ -86,6 +87,11 @@ class Proxy:
                     limit = self.cut_after_upstream_bytes
                     if limit is not None and self.upstream_bytes > limit:
                         self.cut()
+                        return
+                    if self.freeze_after_upstream_bytes is not None \
+                            and self.upstream_bytes > self.freeze_after_upstream_bytes:
+                        self.freeze()
+                        self._released.wait()
                         return
                     if self.inflate_content_length_for and self.inflate_content_length_for.encode() in data:
                         state["inflate"] = True
