@@ -136,3 +136,36 @@ def test_ci_runs_the_readmes_two_commands_as_a_newcomer_on_a_bare_debian():
     for command in ("./dev up", "./dev test"):
         assert f"$ {command}\n" in README
         assert all(f'"{command}' in line for line in commands), f"the newcomer does not run {command}"
+
+
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "migrations").rglob("*.md"))]
+TOP = ("fleettickets/", "tests/", "migrations/", "docs/", "benchmarks/", "samples/", "inc/", "crq/", ".ci/")
+# `tests/test_x.py::test_name…` (a test named by its first words), `fleettickets/plan.py`, `docs/x.md#anchor`.
+NAMED_PATH = re.compile(r"`((?:" + "|".join(re.escape(top) for top in TOP) + r")[\w./*<>-]*)(?:::(\w+)(…)?)?")
+LINKED_PATH = re.compile(r"\]\(((?!https?:|#|mailto:)[^)#\s]+)")
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_path_and_test_a_document_names_exists(document):
+    """A doc that names a moved file (tests/oracle.py was one) or a renamed test sends its reader nowhere."""
+    text = document.read_text(encoding="utf-8")
+    missing = []
+    for path, test, prefix in NAMED_PATH.findall(text):
+        target = ROOT / path.rstrip(".,")
+        if re.search(r"[*<]|NN|\.log$", path):  # a pattern, a placeholder, or a log a run writes
+            continue
+        if not target.exists():
+            missing.append(path)
+        elif test:
+            names = re.findall(r"^def (test_\w+)", target.read_text(encoding="utf-8"), re.M)
+            if not any(name == test or (prefix and name.startswith(test)) for name in names):
+                missing.append(f"{path}::{test}{prefix}")
+    for module, test, prefix in re.findall(r"`(?:tests/)?(test_\w+\.py)::(\w+)(…)?", text):
+        target = ROOT / "tests" / module
+        names = re.findall(r"^def (test_\w+)", target.read_text(encoding="utf-8"), re.M) if target.exists() else []
+        if not any(name == test or (prefix and name.startswith(test)) for name in names):
+            missing.append(f"{module}::{test}{prefix}")
+    for link in LINKED_PATH.findall(text):
+        if not (document.parent / link).exists():
+            missing.append(link)
+    assert not missing, f"{document.relative_to(ROOT)} names what does not exist: {missing}"
