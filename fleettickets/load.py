@@ -57,13 +57,13 @@ COPY_INTO_STAGE = "COPY ingest_stage (seq, file_no, line, ticket_id, raw, reject
 # updated before (source-format: on a tie the later file wins).
 FOLDED = """
 SELECT DISTINCT ON (s.ticket_id) s.ticket_id, s.raw, s.line, s.seq, f.name AS file_name,
-       COALESCE(tickets.eat_ts(s.raw->>'source_updated_at'), f.exported_at, '-infinity') AS updated_at
+       COALESCE(tickets.eat_ts(s.raw->>'source_updated_at'), f.exported_at, '-infinity') AS version_at
 FROM ingest_stage AS s JOIN ingest_batch_files AS f USING (file_no)
 WHERE s.reject_reason IS NULL
-ORDER BY s.ticket_id, updated_at DESC, f.name COLLATE "C" DESC, s.line DESC
+ORDER BY s.ticket_id, version_at DESC, f.name COLLATE "C" DESC, s.line DESC
 """
 
-# Versions are compared as (source_updated_at, file name, line): on equal
+# Versions are compared as (version_at, file name, line): on equal
 # timestamps the later file wins, within a file the later row. A key the
 # export rewrote is its later word on the same moment: on an equal timestamp
 # and file name, a row that differs from the stored one replaces it whatever
@@ -80,17 +80,17 @@ WITH folded AS (""" + FOLDED + """), latest AS (
 ), updated AS (
     UPDATE {table} AS t
     SET raw = l.raw, source_file = l.file_name, source_line = l.line, ingested_at = now(),
-        version_at = NULLIF(l.updated_at, '-infinity')
+        version_at = NULLIF(l.version_at, '-infinity')
     FROM latest AS l
     WHERE t.ticket_id = l.ticket_id
-      AND ((l.updated_at, l.file_name COLLATE "C", l.line)
+      AND ((l.version_at, l.file_name COLLATE "C", l.line)
            > (COALESCE(t.version_at, t.source_updated_at, '-infinity'), t.source_file COLLATE "C", t.source_line)
-           OR (l.updated_at, l.file_name) = (COALESCE(t.version_at, t.source_updated_at, '-infinity'), t.source_file)
+           OR (l.version_at, l.file_name) = (COALESCE(t.version_at, t.source_updated_at, '-infinity'), t.source_file)
               AND l.raw IS DISTINCT FROM t.raw)
     RETURNING 1
 ), inserted AS (
     INSERT INTO {table} (ticket_id, raw, source_file, source_line, version_at)
-    SELECT l.ticket_id, l.raw, l.file_name, l.line, NULLIF(l.updated_at, '-infinity')
+    SELECT l.ticket_id, l.raw, l.file_name, l.line, NULLIF(l.version_at, '-infinity')
     FROM latest AS l
     WHERE NOT EXISTS (SELECT FROM {table} AS t WHERE t.ticket_id = l.ticket_id)
     RETURNING 1

@@ -1,6 +1,6 @@
 """The ingest engine, top down: one run drains a dataset's change files into PostgreSQL, then archives them.
 
-    ingest()                      this module: lock, plan, apply each file, archive, log, post-apply
+    ingest()                      this module: lock, plan, apply files in batches, move them, log, post-apply
       plan.bucket_plan()          what to do with each file of changes/ (the ledger decides)
       load.Batch                  waiting files in one transaction: stream → stage → fold → upsert → ledger
       ledger                      the ledger of file versions, the watermark, the run log
@@ -157,7 +157,7 @@ class IngestRun:
     def take(self, step: Step) -> None:
         """A file an earlier run applied or rejected, but did not get to move."""
         source = step.source
-        self.report.files_skipped += 1
+        self.report.files_already_applied += 1
         if not self.apply:
             return
         if step.action is Action.ARCHIVE:

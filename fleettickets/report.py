@@ -36,7 +36,7 @@ class IngestReport:
     files_archived: int = 0
     files_rejected: int = 0
     files_failed: int = 0
-    files_skipped: int = 0
+    files_already_applied: int = 0
     files_rewritten: int = 0
     """Rewritten by the export during the run: left in changes/ for the next run."""
     files_deferred: int = 0
@@ -56,7 +56,7 @@ class IngestReport:
         rewritten = f", {self.files_rewritten} rewritten during the run" if self.files_rewritten else ""
         rewritten += f", {self.files_deferred} left for the next run (time limit)" if self.files_deferred else ""
         return (f"{lead}: {self.files_applied} files applied, {self.files_archived} archived, "
-                f"{self.files_rejected} rejected, {self.files_failed} failed, {self.files_skipped} already "
+                f"{self.files_rejected} rejected, {self.files_failed} failed, {self.files_already_applied} already "
                 f"applied{rewritten}; rows: {tickets.inserted} new, {tickets.updated} updated, {tickets.stale} "
                 f"stale, {rows.rows_rejected} rejected")
 

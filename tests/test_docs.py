@@ -148,7 +148,7 @@ LINKED_PATH = re.compile(r"\]\(((?!https?:|#|mailto:)[^)#\s]+)")
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: str(path.relative_to(ROOT)))
 def test_every_path_and_test_a_document_names_exists(document):
     """A doc that names a moved file (tests/oracle.py was one) or a renamed test sends its reader nowhere."""
-    text = document.read_text(encoding="utf-8")
+    text = document.read_text(encoding="utf-8").split("## Retired words")[0]  # the glossary names the gone
     missing = []
     for path, test, prefix in NAMED_PATH.findall(text):
         target = ROOT / path.rstrip(".,")
@@ -169,3 +169,14 @@ def test_every_path_and_test_a_document_names_exists(document):
         if not (document.parent / link).exists():
             missing.append(link)
     assert not missing, f"{document.relative_to(ROOT)} names what does not exist: {missing}"
+
+
+def test_no_retired_word_is_used_again():
+    """docs/glossary.md lists the words that named one concept twice; the code and the docs use the one name."""
+    glossary = (ROOT / "docs" / "glossary.md").read_text(encoding="utf-8")
+    words = re.findall(r"^- `([^`]+)`:", glossary.split("## Retired words")[1], re.M)
+    assert len(words) >= 4
+    texts = [*PRODUCTION, *ROOT.glob("tests/*.py"), *ROOT.glob("benchmarks/*.py"), *DOCUMENTS]
+    used = [(str(path.relative_to(ROOT)), word) for path in texts if path.name not in ("glossary.md", "test_docs.py")
+            for word in words if word in path.read_text(encoding="utf-8")]
+    assert not used, f"retired words in use (docs/glossary.md): {used}"
