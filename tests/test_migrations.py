@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from fleettickets import schema
-from support import catalog, releases
+from support import catalog, picture, releases
 from support.stack import TestDatabase, create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -612,3 +612,16 @@ def test_map_calls_queue_behind_repeated_deploys_and_none_fails(db, roles, migra
     assert not failed, (f"{len(failed)} of {len(failed) + len(answered)} calls failed: "
                         f"{sorted({f.splitlines()[0] for f in failed})}")
     assert {call for call in MAP_CALLS} <= set(answered)
+
+
+TABLES_PICTURE = ROOT / "migrations" / "picture" / "tables.sql"
+
+
+def test_the_tables_picture_is_what_a_fresh_migration_makes(db):
+    """tickets.inc is the sum of eight versioned files: migrations/picture/tables.sql shows the result."""
+    with db.connect() as conn:
+        rendered = picture.render(conn)
+    if os.environ.get("FLEETTICKETS_WRITE_TABLES_PICTURE") == "1":
+        TABLES_PICTURE.write_text(rendered, encoding="utf-8")
+    assert TABLES_PICTURE.read_text(encoding="utf-8") == rendered, \
+        "migrations/picture/tables.sql is not what the migrations make: FLEETTICKETS_WRITE_TABLES_PICTURE=1 rewrites it"
