@@ -104,6 +104,25 @@ MUTANTS = (
            "return self.kind in DATA_BEARING_KINDS or unique_index", ("tests/test_baseline.py",)),
     Mutant("the watermark is not carried in key form", "fleettickets/baseline.py",
            '    key = f"{layout.changes_prefix}{stamp}.csv"\n', "    key = value\n", ("tests/test_baseline.py",)),
+    # Boundaries, each written from the contract before looking at the tests that cover it.
+    Mutant("a custom window leaves out its end", "migrations/read/43_tickets.dashboard_query.sql",
+           "AND c.closed_at <= upper($4)", "AND c.closed_at < upper($4)", ("tests/test_read_api.py",)),
+    Mutant("a three-character secret is shown", "fleettickets/settings.py",
+           "if len(value) >= 3}", "if len(value) > 3}", ("tests/test_what_leaves_the_process.py",)),
+    Mutant("a multipart copy is taken for a rewrite", "fleettickets/bucket.py",
+           '            self._same_bytes(key, etag, destination, copy_etag, f"copying {key} to {destination}")',
+           '            raise _changed(f"copying {key} to {destination}")', ("tests/test_bucket_conditions.py",)),
+    Mutant("a silent database is waited for without end", "fleettickets/database.py",
+           "timeout if timeout is not None else self.stall_s", "timeout", ("tests/test_outages.py",)),
+    Mutant("a deploy does not pass the read gate", "fleettickets/schema.py",
+           "    if gate is not None:  # absent until migration 23 has run\n",
+           "    if False:\n", ("tests/test_migrations.py",)),
+    Mutant("an archived copy skips the time checks", "fleettickets/plan.py",
+           "        if kind is sourcetime.KeyKind.CHANGE_FILE:\n            named.append((key, obj))",
+           "        if True:\n            named.append((key, obj))", ("tests/test_catch_up.py",)),
+    Mutant("a dead run's session keeps the lock", "fleettickets/pipeline.py",
+           "            dead = locks.end_dead_run(conn, dataset.name, limits.stall_s)\n",
+           "            dead = None\n", ("tests/test_outages.py",)),
 )
 
 

@@ -162,6 +162,21 @@ def test_custom_window_and_untyped_nulls(db, loaded):
     assert call(db, "SELECT reporting.fn_inc_dashboard()")["filters"]["window"] == "24h"
 
 
+@pytest.mark.parametrize(("start", "end", "counted"), [
+    (13, 13, True), (13 + 1 / 3600, 13, True), (13, 13 - 1 / 3600, True),
+    (13 - 1 / 3600, 12, False), (14, 13 + 1 / 3600, False),
+], ids=["the-instant-itself", "ending-on-it", "starting-on-it", "a-second-after", "a-second-before"])
+def test_a_custom_window_counts_a_closure_on_either_end_and_not_a_second_outside(db, loaded, start, end, counted):
+    """The contract's custom window is from <= closed_at <= to, both ends inclusive. INC000000000003 closed at
+    exactly NOW - 13 h (the generated data's only closure within an hour of it)."""
+    since, until = NOW - dt.timedelta(hours=start), NOW - dt.timedelta(hours=end)
+
+    payload = call(db, "SELECT reporting.fn_inc_dashboard(NULL, NULL, 'custom', %s, %s)", (since, until))
+
+    closed = [feature["id"] for feature in payload["closed"]["features"]]
+    assert closed == (["INC000000000003"] if counted else [])
+
+
 @pytest.mark.parametrize(("window", "start", "end", "message"), [
     ("1w", None, None, "p_window must be one of 24h, 7d, 30d, or custom with p_from and p_to (got '1w')"),
     (None, None, None, "p_window must be one of 24h, 7d, 30d, or custom with p_from and p_to (got NULL)"),

@@ -18,7 +18,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
-from fleettickets import clock, outward
+from fleettickets import clock, outward, settings
 from support.fake_locationiq import FakeLocationIQ, Scripted
 from support.stack import reset_stack
 from support.streamdata import HEADER, change_file, changes, closed_port, ticket_row
@@ -128,6 +128,19 @@ def test_every_encoded_spelling_of_a_secret_is_hidden(monkeypatch, spelling):
     monkeypatch.setenv("GEOCODER_API_KEY", KEY)
 
     assert outward.line(f"before {spelling} after") == "before *** after"
+
+
+@pytest.mark.parametrize("variable", [v.name for v in settings.VARIABLES if v.secret])
+@pytest.mark.parametrize(("secret", "hidden"), [("Zq7", True), ("Zq", False), ("Zq7x", True)],
+                         ids=["shortest-hidden", "one-shorter-shown", "one-longer"])
+def test_a_secret_is_hidden_from_the_shortest_length_hidden_on(monkeypatch, variable, secret, hidden):
+    """Secrets of three characters or more are hidden wherever they appear; two-character ones would hide every
+    such pair in every line, and are refused nowhere else: the boundary, on every secret the registry knows."""
+    monkeypatch.setenv(variable, secret)
+
+    shown = outward.line(f"before {secret} after")
+
+    assert shown == ("before *** after" if hidden else f"before {secret} after")
 
 
 def test_a_provider_error_echoing_the_request_shows_no_key(db, run_import, tmp_path, monkeypatch):
