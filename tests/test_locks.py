@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from fleettickets import locks
 
@@ -56,34 +57,41 @@ def held_as(url: str, name: str) -> psycopg.Connection:
     return conn
 
 
+@pytest.mark.parametrize("dataset", ["inc", "crq"])
 def test_a_stranger_holding_the_ingest_lock_fails_the_run_and_check_naming_it(db, bucket, roles, run_import,
-                                                                               monkeypatch):
-    """Finding 4: the map's login took the ingest's key; every run used to exit 0, "this is normal"."""
-    bucket.put_samples("inc")
+                                                                               monkeypatch, dataset):
+    """Finding 4: the map's login took the ingest's key; every run used to exit 0, "this is normal". Each
+    dataset's own lock, as the docs promise for both."""
+    bucket.put_samples(dataset)
     reader = psycopg.conninfo.conninfo_to_dict(roles["reader"])["user"]
     monkeypatch.setenv("DATABASE_URL", roles["ingest"])
-    with held_as(roles["reader"], "inc") as stranger:
+    with held_as(roles["reader"], dataset) as stranger:
         pid = stranger.info.backend_pid
-        blocked = run_import("inc", "--from-bucket", "--apply")
-        check = run_import("inc", "--check")
+        blocked = run_import(dataset, "--from-bucket", "--apply")
+        check = run_import(dataset, "--check")
+        other = "crq" if dataset == "inc" else "inc"
+        bucket.put_samples(other)
+        unaffected = run_import(other, "--from-bucket", "--apply")
 
     assert blocked.code == 1
-    assert f"the inc lock is held by a session that is not a fleettickets run: pid {pid} (role {reader}, " \
+    assert f"the {dataset} lock is held by a session that is not a fleettickets run: pid {pid} (role {reader}, " \
            "application \"the map's pool\")" in blocked.err
     assert f"SELECT pg_terminate_backend({pid})" in blocked.err
-    assert db.scalar("SELECT count(*) FROM tickets.inc") == 0
-    assert check.code == 1 and f"the inc lock is held by a session that is not a fleettickets run: pid {pid}" \
-        in check.out
+    assert db.scalar(f"SELECT count(*) FROM tickets.{dataset}") == 0
+    assert check.code == 1 and f"the {dataset} lock is held by a session that is not a fleettickets run: pid " \
+        f"{pid}" in check.out
+    assert unaffected.code == 0, unaffected.output  # the other dataset's lock is its own
     # Once it lets go (ended by a DBA, as the line says), the next run applies.
-    assert run_import("inc", "--from-bucket", "--apply").code == 0
-    assert db.scalar("SELECT count(*) FROM tickets.inc") > 0
+    assert run_import(dataset, "--from-bucket", "--apply").code == 0
+    assert db.scalar(f"SELECT count(*) FROM tickets.{dataset}") > 0
 
 
-def test_an_overlapping_run_of_our_own_is_still_normal(db, bucket, roles, run_import, monkeypatch):
-    bucket.put_samples("inc")
+@pytest.mark.parametrize("dataset", ["inc", "crq"])
+def test_an_overlapping_run_of_our_own_is_still_normal(db, bucket, roles, run_import, monkeypatch, dataset):
+    bucket.put_samples(dataset)
     monkeypatch.setenv("DATABASE_URL", roles["ingest"])
-    with held_as(roles["ingest"], "inc"):
-        overlap = run_import("inc", "--from-bucket", "--apply")
+    with held_as(roles["ingest"], dataset):
+        overlap = run_import(dataset, "--from-bucket", "--apply")
     assert overlap.code == 0 and "this is normal when runs overlap" in overlap.output
 
 
