@@ -116,6 +116,15 @@ def test_the_ingest_captures_history_after_every_applied_run(db, run_import, tmp
     assert alone.code == 0 and '"events_added": 0' in alone.out
 
 
+@pytest.mark.parametrize(("now", "day"), [
+    ("2026-11-20T20:59:59Z", "2026-11-20"), ("2026-11-20T21:00:00Z", "2026-11-21"),
+    ("2026-11-20T23:59:59Z", "2026-11-21"), ("2026-11-21T00:00:00Z", "2026-11-21"),
+], ids=["a-second-before-EAT-midnight", "EAT-midnight", "a-second-before-UTC-midnight", "UTC-midnight"])
+def test_the_snapshot_day_starts_at_midnight_in_nairobi_not_in_utc(db, now, day):
+    """The day of the backlog series is Nairobi's (UTC+3): 21:00 UTC starts it, 00:00 UTC is three hours in."""
+    assert capture(db, now)["snapshot_date"] == day
+
+
 def test_a_capture_over_no_tickets_writes_an_all_zero_total(db):
     assert capture(db, DAY1) == {"events_added": 0, "snapshot_rows": 1, "snapshot_date": "2026-11-20"}
     assert db.query("SELECT cluster, open_backlog, opened, closed FROM tickets.inc_daily_snapshot") == [

@@ -61,10 +61,24 @@ def loaded(db, run_import, tmp_path):
     return rows
 
 
-def call(db, query: str, params: tuple = ()) -> object:
+def call(db, query: str, params: tuple = (), now: dt.datetime = NOW) -> object:
     with db.connect() as conn:
-        conn.execute("SELECT set_config('fleettickets.now', %s, false)", (NOW.isoformat(),))
+        conn.execute("SELECT set_config('fleettickets.now', %s, false)", (now.isoformat(),))
         return conn.execute(query, params).fetchone()[0]
+
+
+@pytest.mark.parametrize(("seconds", "minutes"), [(0, 0), (59, 0), (60, 1), (119, 1), (29 * 60 + 59, 29)])
+@pytest.mark.parametrize("function", ["fn_inc_dashboard", "fn_crq_dashboard"])
+def test_the_content_lag_is_whole_minutes_floored(db, loaded, function, seconds, minutes):
+    """The contract's content_lag_minutes counts whole minutes since the newest content: 59 s is 0, never 1."""
+    newest = NOW - dt.timedelta(minutes=30)  # every generated ticket was updated then
+    if function == "fn_crq_dashboard":
+        db.execute("INSERT INTO tickets.crq (ticket_id, raw) "
+                   "SELECT 'CRQ' || substr(ticket_id, 4), raw FROM tickets.inc")
+
+    payload = call(db, f"SELECT reporting.{function}()", now=newest + dt.timedelta(seconds=seconds))
+
+    assert payload["freshness"]["content_lag_minutes"] == minutes
 
 
 def parse(text: str) -> dt.datetime | None:
