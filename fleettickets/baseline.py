@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 
-from fleettickets import outward, sourcetime
+from fleettickets import ledger, outward, sourcetime
 from fleettickets.dataset import Dataset
 from fleettickets.errors import FleetError
 
@@ -139,20 +139,6 @@ BASELINED = "SELECT name FROM tickets.schema_baseline"
 HAS_BASELINE = "SELECT to_regclass('tickets.schema_baseline') IS NOT NULL"
 
 NOW = "SELECT tickets.clock()"
-WATERMARKS = """
-SELECT dataset, metadata->>'source_max_key' FROM tickets.import_meta WHERE dataset IN ('inc', 'crq') ORDER BY dataset
-"""
-# adopted_through: the original importer applied every file up to it and archived it to processed/; catching up
-# from the archive (plan.archived_unknown) starts above it, so none of those files is applied a second time.
-CARRY_WATERMARK = """
-UPDATE tickets.import_meta
-SET metadata = metadata || jsonb_build_object('source_max_key', %(key)s::text, 'adopted_through', %(key)s::text,
-                                              'adopted_at', now()),
-    updated_at = now()
-WHERE dataset = %(dataset)s
-"""
-
-
 class BaselineRefused(FleetError):
     """The database cannot be adopted as it is; nothing was changed."""
 
@@ -416,7 +402,7 @@ def record(conn: psycopg.Connection, adoption: Adoption, say: Callable[[str], No
             cur.execute(RECORD_APPLIED, (name, checksum))
             cur.execute(RECORD_BASELINED, (name, checksum, adoption.noted))
         for dataset, key in adoption.watermarks:
-            cur.execute(CARRY_WATERMARK, {"dataset": dataset, "key": key})
+            ledger.carry_watermark(cur, dataset, key)
     names = list(files)
     say(f"Baselined {names[0]} … {names[-1]}: the original system applied them; recorded, not run"
         + (f" ({len(adoption.noted)} differences noted above)" if adoption.noted else ""))
@@ -429,7 +415,7 @@ def _carried_watermarks(conn: psycopg.Connection) -> list[tuple[str, str]]:
     carried, unreadable = [], []
     now_row = conn.execute(NOW).fetchone()
     assert now_row is not None
-    for dataset, value in conn.execute(WATERMARKS).fetchall():
+    for dataset, value in ledger.watermarks(conn):
         if value is None:
             continue
         key = normalized_watermark(dataset, value, now_row[0])

@@ -11,15 +11,18 @@ what --status and the health of the schedule are read from.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from fleettickets import database, outward
-from fleettickets.changefile import FileCounts, Source
 from fleettickets.dataset import Dataset
 from fleettickets.errors import FleetError
-from fleettickets.report import IngestReport, TicketCounts
+
+if TYPE_CHECKING:  # the deploy's runner reads and carries the watermark without loading the engine
+    from fleettickets.changefile import FileCounts, Source
+    from fleettickets.report import IngestReport, TicketCounts
 
 RECORD_FILE = """
 INSERT INTO tickets.ingest_files AS f (dataset, key, etag, size_bytes, status, rows_read, alarms_dropped, sentinels,
@@ -110,7 +113,7 @@ def record_file(cur: psycopg.Cursor, dataset: Dataset, source: Source, status: s
     cur.execute(RECORD_FILE, {
         "dataset": dataset.name, "key": source.key, "etag": source.etag, "size": source.size, "status": status,
         "error": outward.line(error) if error else None, "batch_id": batch_id,
-        **{name: getattr(counts, name) for name in FileCounts.__dataclass_fields__},
+        **{field.name: getattr(counts, field.name) for field in fields(counts)},
         **{name: getattr(tickets, name) if tickets else None for name in ("duplicates", "inserted", "updated",
                                                                            "stale")},
     })
@@ -138,6 +141,65 @@ class Version:
     """Moved out of changes/ (to processed/ or rejected/) since."""
     copy_etag: str | None = None
     """Its copy's ETag in processed/ or rejected/, once moved (before migration 24: not recorded)."""
+
+
+# What --baseline reads and carries over of the original importer's watermark.
+WATERMARKS = """
+SELECT dataset, metadata->>'source_max_key' FROM tickets.import_meta WHERE dataset IN ('inc', 'crq') ORDER BY dataset
+"""
+# adopted_through: the original importer applied every file up to it and archived it to processed/; catching up
+# from the archive (plan.archived_unknown) starts above it, so none of those files is applied a second time.
+CARRY_WATERMARK = """
+UPDATE tickets.import_meta
+SET metadata = metadata || jsonb_build_object('source_max_key', %(key)s::text, 'adopted_through', %(key)s::text,
+                                              'adopted_at', now()),
+    updated_at = now()
+WHERE dataset = %(dataset)s
+"""
+
+# What --status and --check read of the ledger and the run log.
+META = """
+SELECT metadata->>'source_max_key', (metadata->>'last_success_at')::timestamptz,
+       (metadata->>'last_failure_at')::timestamptz
+FROM tickets.import_meta WHERE dataset = %s
+"""
+
+NEWEST_APPLIED = """
+SELECT key, applied_at, now() - applied_at, now() FROM tickets.ingest_files
+WHERE dataset = %s AND status = 'applied' AND key LIKE %s
+ORDER BY key COLLATE "C" DESC LIMIT 1
+"""
+
+FILE_COUNTS = """
+SELECT (SELECT count(*) FROM tickets.ingest_files WHERE dataset = %(dataset)s AND status = 'rejected'),
+       (SELECT count(*) FROM tickets.ingest_files
+        WHERE dataset = %(dataset)s AND status = 'applied' AND archived_at IS NULL AND key NOT LIKE 'file:%%'),
+       (SELECT count(*) FROM tickets.rejected_rows WHERE dataset = %(dataset)s)
+"""
+
+LAST_RUNS = """
+SELECT started_at, finished_at - started_at, status, files_applied, batches, files_rejected, rows_inserted,
+       rows_updated, error
+FROM tickets.ingest_runs WHERE dataset = %s ORDER BY run_id DESC LIMIT 5
+"""
+
+# tickets.clock() is now() unless a test or a what-if pins fleettickets.now.
+HEALTH = """
+SELECT tickets.clock(),
+       (metadata->>'last_success_at')::timestamptz,
+       (SELECT key FROM tickets.ingest_files
+        WHERE dataset = %(dataset)s AND status = 'applied' AND key LIKE %(changes)s
+        ORDER BY key COLLATE "C" DESC LIMIT 1),
+       (SELECT count(*) FROM tickets.ingest_files
+        WHERE dataset = %(dataset)s AND status = 'applied' AND archived_at IS NULL AND key NOT LIKE 'file:%%'
+          AND applied_at < tickets.clock() - %(grace)s)
+FROM tickets.import_meta WHERE dataset = %(dataset)s
+"""
+
+LAST_RUN = """
+SELECT status, started_at, finished_at, error FROM tickets.ingest_runs
+WHERE dataset = %s ORDER BY run_id DESC LIMIT 1
+"""
 
 
 def versions_of(conn: psycopg.Connection, dataset: Dataset, keys: Iterable[str]) -> dict[str, dict[str, Version]]:
@@ -213,3 +275,45 @@ def _write_run_log(conn: psycopg.Connection, dataset: Dataset, run_id: int, repo
             "run_id": run_id})
         conn.execute(STAMP_RUN_OUTCOME, {"stamp": "last_success_at" if report.ok else "last_failure_at",
                                          "dataset": dataset.name})
+
+
+def outcomes(conn: psycopg.Connection, dataset: Dataset) -> tuple:
+    """(watermark, last success, last failure) of the dataset, each None when there is none yet."""
+    return conn.execute(META, (dataset.name,)).fetchone() or (None, None, None)
+
+
+def newest_applied(conn: psycopg.Connection, dataset: Dataset) -> tuple | None:
+    """(key, applied_at, its age, now) of the newest change file applied from the bucket, or None."""
+    return conn.execute(NEWEST_APPLIED, (dataset.name, dataset.changes_prefix + "%")).fetchone()
+
+
+def file_counts(conn: psycopg.Connection, dataset: Dataset) -> tuple:
+    """(files rejected, applied files not yet archived, rows kept in rejected_rows)."""
+    row = conn.execute(FILE_COUNTS, {"dataset": dataset.name}).fetchone()
+    assert row is not None
+    return row
+
+
+def last_runs(conn: psycopg.Connection, dataset: Dataset) -> list[tuple]:
+    return conn.execute(LAST_RUNS, (dataset.name,)).fetchall()
+
+
+def health(conn: psycopg.Connection, dataset: Dataset, grace: object) -> tuple | None:
+    """(now, last success, newest key applied from the bucket, applied files unarchived for over `grace`)."""
+    return conn.execute(HEALTH, {"dataset": dataset.name, "changes": dataset.changes_prefix + "%",
+                                 "grace": grace}).fetchone()
+
+
+def last_run(conn: psycopg.Connection, dataset: Dataset) -> tuple | None:
+    """(status, started_at, finished_at, error) of the dataset's latest run, or None."""
+    return conn.execute(LAST_RUN, (dataset.name,)).fetchone()
+
+
+def watermarks(conn: psycopg.Connection) -> list[tuple[str, str | None]]:
+    """Each dataset's watermark by name, as the original importer left it (--baseline)."""
+    return conn.execute(WATERMARKS).fetchall()
+
+
+def carry_watermark(cur: psycopg.Cursor, dataset: str, key: str) -> None:
+    """Make `key` the watermark of `dataset` and the bound below which catch-up applies nothing (--baseline)."""
+    cur.execute(CARRY_WATERMARK, {"dataset": dataset, "key": key})

@@ -15,32 +15,11 @@ from fleettickets.sourcetime import EAT, KeyKind, classify
 
 OPERATORS_READ_EAT = "SET TIME ZONE 'Africa/Nairobi'"
 
-META = """
-SELECT metadata->>'source_max_key', (metadata->>'last_success_at')::timestamptz,
-       (metadata->>'last_failure_at')::timestamptz
-FROM tickets.import_meta WHERE dataset = %s
-"""
 
-NEWEST_APPLIED = """
-SELECT key, applied_at, now() - applied_at, now() FROM tickets.ingest_files
-WHERE dataset = %s AND status = 'applied' AND key LIKE %s
-ORDER BY key COLLATE "C" DESC LIMIT 1
-"""
 
 TICKET_COUNTS = "SELECT count(*), count(*) FILTER (WHERE bucket = 'open'), count(geom) FROM {table}"
 
-FILE_COUNTS = """
-SELECT (SELECT count(*) FROM tickets.ingest_files WHERE dataset = %(dataset)s AND status = 'rejected'),
-       (SELECT count(*) FROM tickets.ingest_files
-        WHERE dataset = %(dataset)s AND status = 'applied' AND archived_at IS NULL AND key NOT LIKE 'file:%%'),
-       (SELECT count(*) FROM tickets.rejected_rows WHERE dataset = %(dataset)s)
-"""
 
-LAST_RUNS = """
-SELECT started_at, finished_at - started_at, status, files_applied, batches, files_rejected, rows_inserted,
-       rows_updated, error
-FROM tickets.ingest_runs WHERE dataset = %s ORDER BY run_id DESC LIMIT 5
-"""
 
 
 def print_status(dataset: Dataset, bucket: Bucket | None) -> int:
@@ -48,11 +27,11 @@ def print_status(dataset: Dataset, bucket: Bucket | None) -> int:
     out)."""
     with database.connect(limits=RunLimits.from_env()) as conn:
         conn.execute(OPERATORS_READ_EAT)
-        watermark, last_success, last_failure = conn.execute(META, (dataset.name,)).fetchone() or (None, None, None)
-        newest = conn.execute(NEWEST_APPLIED, (dataset.name, dataset.changes_prefix + "%")).fetchone()
+        watermark, last_success, last_failure = ledger.outcomes(conn, dataset)
+        newest = ledger.newest_applied(conn, dataset)
         tickets, open_tickets, placed = _one(conn, sql.SQL(TICKET_COUNTS).format(table=dataset.table_identifier))
-        rejected_files, pending_archive, rejected_rows = _one(conn, FILE_COUNTS, {"dataset": dataset.name})
-        runs = conn.execute(LAST_RUNS, (dataset.name,)).fetchall()
+        rejected_files, pending_archive, rejected_rows = ledger.file_counts(conn, dataset)
+        runs = ledger.last_runs(conn, dataset)
         (clock_now,) = _one(conn, "SELECT tickets.clock()")
 
     show(f"{dataset.name}: {dataset.table}")
@@ -135,23 +114,7 @@ DEFAULT_MAX_RUN_AGE_MIN = 60
 DEFAULT_MAX_FILE_AGE_MIN = 90
 UNARCHIVED_GRACE = dt.timedelta(hours=1)
 
-# tickets.clock() is now() unless a test or a what-if pins fleettickets.now.
-HEALTH = """
-SELECT tickets.clock(),
-       (metadata->>'last_success_at')::timestamptz,
-       (SELECT key FROM tickets.ingest_files
-        WHERE dataset = %(dataset)s AND status = 'applied' AND key LIKE %(changes)s
-        ORDER BY key COLLATE "C" DESC LIMIT 1),
-       (SELECT count(*) FROM tickets.ingest_files
-        WHERE dataset = %(dataset)s AND status = 'applied' AND archived_at IS NULL AND key NOT LIKE 'file:%%'
-          AND applied_at < tickets.clock() - %(grace)s)
-FROM tickets.import_meta WHERE dataset = %(dataset)s
-"""
 
-LAST_RUN = """
-SELECT status, started_at, finished_at, error FROM tickets.ingest_runs
-WHERE dataset = %s ORDER BY run_id DESC LIMIT 1
-"""
 
 
 def _superseded(conn: psycopg.Connection, dataset: Dataset, rejected: StoredObject) -> bool:
@@ -182,9 +145,8 @@ def check_health(dataset: Dataset, *, max_run_age_min: float, max_file_age_min: 
     rejected = [obj for obj in bucket.list(dataset.rejected_prefix) if not obj.key.endswith(".error.txt")]
     problems: list[str] = []
     with database.connect(limits=RunLimits.from_env()) as conn:
-        health = conn.execute(HEALTH, {"dataset": dataset.name, "changes": dataset.changes_prefix + "%",
-                                       "grace": UNARCHIVED_GRACE}).fetchone()
-        last_run = conn.execute(LAST_RUN, (dataset.name,)).fetchone()
+        health = ledger.health(conn, dataset, UNARCHIVED_GRACE)
+        last_run = ledger.last_run(conn, dataset)
         rejected_waiting = sum(1 for obj in rejected if not _superseded(conn, dataset, obj))
         (now_in_db,) = conn.execute(plan.NOW).fetchone() or (None,)
         behind = len(plan.archived_unknown(conn, dataset, bucket, ledger.watermark(conn, dataset), now_in_db))

@@ -4,6 +4,7 @@ history capture start without loading the engine."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from graphlib import CycleError, TopologicalSorter
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "fleettickets"
 EDGES = {"edge", "cli", "schema", "s3probe"}
 """What turns a process's arguments and exceptions into work and exit codes; the core never imports them."""
-ENGINE = {"pipeline", "plan", "load", "ledger", "bucket", "changefile", "status", "cli"}
+ENGINE = {"pipeline", "plan", "load", "bucket", "changefile", "status", "cli"}
 
 
 def imports_of(path: Path) -> set[str]:
@@ -71,3 +72,13 @@ def test_every_planted_bug_of_tests_mutants_still_applies_to_the_tree():
     stale = [mutant.name for mutant in mutants.MUTANTS
              if (ROOT / mutant.path).read_text(encoding="utf-8").count(mutant.original) != 1]
     assert not stale, f"tests/mutants.py: originals no longer found once in the tree: {stale}"
+
+
+def test_the_ledger_module_owns_every_statement_on_the_ledger_and_the_watermark():
+    """One module reads and writes the record of files, runs and batches and the watermark: a question about it
+    has one place to look."""
+    statement = re.compile(r"\b(?:FROM|UPDATE|INTO|JOIN)\s+tickets\."
+                           r"(?:ingest_files|ingest_runs|ingest_batches|import_meta)\b")
+    elsewhere = [path.name for path in (ROOT / "fleettickets").glob("*.py")
+                 if path.name != "ledger.py" and statement.search(path.read_text(encoding="utf-8"))]
+    assert not elsewhere, f"statements on the ledger outside fleettickets/ledger.py: {elsewhere}"
