@@ -21,30 +21,18 @@ from pathlib import Path
 
 import psycopg
 
-from fleettickets import clock, database, ledger, load, locks, outward
-from fleettickets.bucket import (
-    Bucket,
-    ObjectChanged,
-    ObjectGone,
-    StorageError,
-    StorageUnavailable,
-    TransferError,
-    TransferTooSlow,
-)
+from fleettickets import clock, database, ledger, load, locks, outcome, outward
+from fleettickets.bucket import Bucket
 from fleettickets.changefile import FileCounts, RejectedFile, Source
-from fleettickets.database import WHAT_STAYS, describe_error, lost_connection_ends_run, out_of_time, refused_by_data
+from fleettickets.database import describe_error, lost_connection_ends_run, refused_by_data
 from fleettickets.dataset import Dataset
 from fleettickets.errors import FleetError, RunAborted
 from fleettickets.faults import fault
 from fleettickets.log import Log
+from fleettickets.outcome import Fate, Outcome
 from fleettickets.plan import Action, Plan, Step, bucket_plan, local_plan
 from fleettickets.report import IngestReport, TicketCounts, describe_batch, describe_file
 from fleettickets.settings import BucketSettings, RunLimits
-
-# Every further request would wait out the same timeouts (minutes each) while the dataset's lock is held.
-BUCKET_GONE = ("the bucket cannot be reached, so the run stops moving files: every file it applied stays in "
-               "changes/ and is archived (not applied again) next run, every file it rejected is moved to rejected/ "
-               "next run")
 
 # botocore retries whole requests itself; a body that breaks off midway is
 # read again this many times before the file is left for the next run.
@@ -190,17 +178,8 @@ class IngestRun:
                 tickets = batch.write() if staged else None
                 fault("before_commit")
         except (RejectedFile, psycopg.Error) as error:
-            if isinstance(error, psycopg.Error) and not refused_by_data(error):
-                # The moment's (a deadlock, a serialization failure): all of it is tried again next run.
-                self.out_of_time_ends_run(error, what)
-                rejected_keys = {source.key for source, _ in rejections}
-                for source, reason in rejections:
-                    self.reject(source, reason)
-                for source in sources:
-                    if source.key not in rejected_keys:
-                        self.fail(source, f"the database refused {what}: {describe_error(error)}")
-                return
-            if len(staged) > 1:  # refused as a whole: find the file by applying each alone
+            refused_for_content = isinstance(error, RejectedFile) or refused_by_data(error)
+            if refused_for_content and len(staged) > 1:  # refused as a whole: find the file by applying each alone
                 self.log.warn(f"the database refused {what} as a whole; applying its files one by one")
                 for source, rejected in rejections:
                     self.reject(source, rejected)
@@ -208,8 +187,21 @@ class IngestRun:
                     self.apply_batch([staged_file.source])
                 return
             refused = staged[0].source if staged else sources[0]
-            rejections.append((refused, error if isinstance(error, RejectedFile) else RejectedFile(
-                refused.key, None, f"the database refuses the file: {describe_error(error)}")))
+            found = outcome.of_staging(error, refused) if isinstance(error, RejectedFile) else outcome.of_database(
+                error, what, refused_whole=RejectedFile(refused.key, None,
+                                                        f"the database refuses the file: {describe_error(error)}"))
+            if found.fate is not Fate.REJECTED:
+                # The moment's (a deadlock, a serialization failure): all of it is tried again next run.
+                if found.fate is Fate.RUN_ENDS:
+                    self.settle(refused, found)
+                rejected_keys = {source.key for source, _ in rejections}
+                for source, reason in rejections:
+                    self.reject(source, reason)
+                for source in sources:
+                    if source.key not in rejected_keys:
+                        self.settle(source, found)
+                return
+            self.settle(refused, found, rejections)
             staged = []
             tickets = None
         fault("after_commit")
@@ -220,57 +212,47 @@ class IngestRun:
             self.archive(staged_file.source)
 
     def stage(self, batch: load.Batch, source: Source, rejections: list[tuple[Source, RejectedFile]]) -> None:
-        """Stage one file of the batch; what cannot be staged is rejected (after the batch), failed or skipped."""
+        """Stage one file of the batch; what cannot be staged meets its fate (outcome.of_staging)."""
         started = clock.monotonic()
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
                 batch.stage(source)
                 return
-            except RejectedFile as rejected:
-                rejections.append((source, rejected))
-                return
-            except StorageUnavailable as error:
-                raise RunAborted(f"{error}; {WHAT_STAYS}") from None
-            except ObjectChanged:
-                self.rewritten_meanwhile(source)
-                return
-            except ObjectGone:
-                self.log.warn(f"{source.key} was deleted from changes/ after it was listed: nothing of it applied")
-                return
-            except TransferTooSlow as error:
-                self.fail(source, str(error))
-                return
-            except TransferError as error:
-                # A body that broke off is read again, unless that has already taken the object's time.
-                spent = self.bucket is not None and clock.monotonic() - started > self.bucket.object_timeout_s
-                if attempt == READ_ATTEMPTS or spent:
-                    self.fail(source, str(error))
-                    return
-                self.log.warn(f"{error}; reading it again ({attempt}/{READ_ATTEMPTS - 1})")
-                clock.sleep(attempt)
-            except StorageError as error:
-                self.fail(source, str(error))
-                return
-            except psycopg.Error as error:
-                # The file's savepoint is rolled back. Refused for its content:
-                # it would fail on every run, so it is quarantined. Out of time
-                # (a stuck session holds a lock, or the database crawls): every
-                # next file would wait the same, so the run ends. Otherwise it
-                # is the moment (a deadlock), and the next run retries it.
-                if self.conn.broken or self.conn.closed:
+            except (FleetError, psycopg.Error) as error:
+                if isinstance(error, psycopg.Error) and (self.conn.broken or self.conn.closed):
                     raise  # the run ends: lost_connection_ends_run says so in one line
-                self.out_of_time_ends_run(error, source.key)
-                if refused_by_data(error):
-                    rejections.append((source, RejectedFile(
-                        source.key, None, f"the database refuses the file: {describe_error(error)}")))
-                else:
-                    self.fail(source, f"the database refused {source.key}: {describe_error(error)}")
+                found = outcome.of_staging(error, source)
+                if found.fate is Fate.READ_AGAIN:
+                    # A body that broke off is read again, unless that has already taken the object's time.
+                    spent = self.bucket is not None and clock.monotonic() - started > self.bucket.object_timeout_s
+                    if attempt < READ_ATTEMPTS and not spent:
+                        self.log.warn(f"{found.line}; reading it again ({attempt}/{READ_ATTEMPTS - 1})")
+                        clock.sleep(attempt)
+                        continue
+                    found = Outcome(Fate.LEFT, found.line)
+                self.settle(source, found, rejections)
                 return
 
-    def out_of_time_ends_run(self, error: psycopg.Error, what: str) -> None:
-        if out_of_time(error):
-            raise RunAborted(f"the database did not answer in time while applying {what} ({describe_error(error)}; "
-                             f"FLEETTICKETS_LOCK_TIMEOUT / FLEETTICKETS_STATEMENT_TIMEOUT); {WHAT_STAYS}") from None
+    def settle(self, source: Source, found: Outcome, rejections: list[tuple[Source, RejectedFile]] | None = None
+               ) -> None:
+        """Carry out a file's fate: the one place the engine acts on a failure (outcome.Fate)."""
+        if found.fate is Fate.RUN_ENDS:
+            raise RunAborted(found.line)
+        if found.fate is Fate.REJECTED:
+            assert found.rejected is not None and rejections is not None
+            rejections.append((source, found.rejected))  # moved after the batch's commit
+        elif found.fate is Fate.LEFT:
+            self.fail(source, found.line)
+        elif found.fate is Fate.REWRITTEN:
+            self.report.files_rewritten += 1
+            self.log.warn(found.line)
+        elif found.fate is Fate.GONE:
+            self.log.warn(found.line)
+        elif found.fate is Fate.MOVED_NEXT_RUN:
+            self.report.errors.append(found.cause or found.line)
+            self.log.error(found.line)
+        else:
+            raise AssertionError(f"unsettled fate {found.fate}")
 
     def report_batch(self, staged: list[load.Staged], tickets: TicketCounts | None, started: float) -> None:
         if not staged or tickets is None:
@@ -304,11 +286,6 @@ class IngestRun:
             ledger.record_file(cur, self.dataset, source, "rejected", FileCounts(), error=rejected.where)
         self.move_rejected(source, rejected.where)
 
-    def rewritten_meanwhile(self, source: Source) -> None:
-        self.report.files_rewritten += 1
-        self.log.warn(f"{source.key} was rewritten by the export during this run (it no longer holds ETag "
-                      f"{source.etag}): left in changes/, the next run applies the new version")
-
     # -- moving files --------------------------------------------------------------------------------------
 
     def archive(self, source: Source) -> None:
@@ -334,7 +311,6 @@ class IngestRun:
                               "the ledger records it as rejected")
             return
         destination = prefix + source.archived_name
-        state = "it is applied" if applied else "the ledger records it as rejected (see ingest_files.error)"
         try:
             copy_etag = self.bucket.copy(source.key, source.etag, destination)
             if reason is not None:
@@ -342,19 +318,8 @@ class IngestRun:
                                      f"{outward.line(source.key)}\n{outward.line(reason)}\n")
             fault("after_copy_object")
             self.bucket.delete(source.key, source.etag)
-        except ObjectChanged:
-            self.rewritten_meanwhile(source)
-            return
-        except ObjectGone:
-            self.log.warn(f"{source.key} was deleted from changes/ during the run: {state}, and {destination} "
-                          "exists only if the copy was made before")
-            return
-        except StorageUnavailable as error:
-            raise RunAborted(f"{error}; {BUCKET_GONE}") from None
         except FleetError as error:
-            self.report.errors.append(str(error))
-            then = "archived (not applied again)" if applied else "moved to rejected/"
-            self.log.error(f"{error}; {source.key} stays in changes/ and is {then} next run")
+            self.settle(source, outcome.of_moving(error, source, destination, applied=applied))
             return
         with lost_connection_ends_run(self.conn, f"recording that {source.key} was moved to {destination}"):
             ledger.mark_archived(self.conn, self.dataset, source, copy_etag)
