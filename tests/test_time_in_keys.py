@@ -103,3 +103,23 @@ def test_check_turns_unhealthy_when_something_is_left_in_changes_too_long(db, bu
     bucket.client.delete_object(Bucket=bucket.name, Key=key)
     assert "left alone" not in run_import("inc", "--check", "--max-run-age", "100000",
                                           "--max-file-age", "100000").out
+
+
+def test_a_late_file_changes_neither_the_watermark_nor_what_status_and_check_call_newest(db, bucket, run_import,
+                                                                                         pinned_now):
+    """Newest is by export time (the key), not by when a file was applied: a late file applied last, stamped
+    below the watermark, is not the newest content."""
+    newer, late = changes("inc", "2026-11-20T06-40-00"), changes("inc", "2026-11-20T06-20-00")
+    bucket.put(newer, change_file(ticket_row("INC000000000001", "2026-11-20 06:40:00")))
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+    bucket.put(late, change_file(ticket_row("INC000000000002", "2026-11-20 06:20:00")))
+    applied = run_import("inc", "--from-bucket", "--apply")
+    assert applied.code == 0 and "arrived late" in applied.err
+
+    status = run_import("inc", "--status")
+    check = run_import("inc", "--check", "--max-file-age", "100000", "--max-run-age", "100000")
+
+    assert db.scalar("SELECT metadata->>'source_max_key' FROM tickets.import_meta WHERE dataset = 'inc'") == newer
+    assert f"newest applied   {newer}: exported 2026-11-20 06:40 EAT" in status.out
+    assert check.code == 0 and "newest change file exported 1 h 20 min ago" in check.out, check.out
+    assert db.scalar("SELECT count(*) FROM tickets.inc") == 2
