@@ -229,8 +229,8 @@ class Difference:
             return True
         if self.expected is None:
             return self.kind in {"column", "constraint"} or unique_index
-        # A function of ours that differs and that nothing after 13 creates again would keep running as it is.
-        if self.kind == "function" and self.live is not None and not self.redefined_later:
+        # A function of ours that differs, or is missing, and that nothing after 13 creates again would stay so.
+        if self.kind == "function" and not self.redefined_later:
             return True
         # Generated columns and index expressions can only call immutable functions: one of those that differs
         # computes the stored values differently.
