@@ -120,14 +120,17 @@ def holder_of(conn: psycopg.Connection, name: str) -> Holder | None:
 
 def holder(conn: psycopg.Connection, name: str) -> str:
     """Who holds the lock `name`, in words: pid, role, application and what else the server shows."""
-    found = holder_of(conn, name)
-    return found.describe() if found else "a session that has since let it go"
+    return _in_words(holder_of(conn, name))
 
 
 def relation_holder(conn: psycopg.Connection, relation: int) -> str:
     """Who holds a lock on the table or view of oid `relation` (the longest in its transaction first), in words."""
     row = conn.execute(RELATION_HOLDER, (relation,)).fetchone()
-    return Holder(*row).describe() if row else "a session that has since let it go"
+    return _in_words(Holder(*row) if row else None)
+
+
+def _in_words(found: Holder | None) -> str:
+    return found.describe() if found else "a session that has since let it go"
 
 
 TERMINATE = "SELECT pg_catalog.pg_terminate_backend(%s::integer)"

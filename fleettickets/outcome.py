@@ -15,7 +15,6 @@ import psycopg
 from fleettickets.bucket import (
     ObjectChanged,
     ObjectGone,
-    StorageError,
     StorageUnavailable,
     TransferError,
     TransferTooSlow,
@@ -102,5 +101,4 @@ def of_moving(error: FleetError, source: Source, destination: str, *, applied: b
     if isinstance(error, StorageUnavailable):
         return Outcome(Fate.RUN_ENDS, f"{error}; {BUCKET_GONE}")
     then = "archived (not applied again)" if applied else "moved to rejected/"
-    assert isinstance(error, StorageError | FleetError)
     return Outcome(Fate.MOVED_NEXT_RUN, f"{error}; {key} stays in changes/ and is {then} next run", cause=str(error))

@@ -194,7 +194,6 @@ ORDER BY c.relkind IN ('v', 'm'), 2, 3
 """
 # Read first by every reporting function and the history capture, locked first by a deploy (migration 23).
 READ_GATE = "tickets.read_gate"
-LOCK_WAITING = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE")
 # LOCK on a view also locks every relation under it, in the same mode; the tables are taken first, so the only
 # lock a view's LOCK can miss is its own.
 LOCK_NOW = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT")
@@ -364,6 +363,12 @@ class _Relation:
     def identifier(self) -> sql.Identifier:
         return sql.Identifier(self.namespace, self.name)
 
+    def wait_alone(self, conn: psycopg.Connection, deadline: float) -> None:
+        """Queue for this relation's lock, holding none of the others, until `deadline` (time.monotonic())."""
+        left_ms = max(1, round((deadline - time.monotonic()) * 1000))
+        conn.execute(BOUND_OBJECT_WAIT, (f"{left_ms}ms",))
+        conn.execute(WAIT_FOR_ALONE[self.kind].format(self.identifier, sql.Identifier(self.owner)))
+
 
 class _Busy(Exception):
     def __init__(self, relation: _Relation) -> None:
@@ -386,7 +391,7 @@ def _lock_up_front(conn: psycopg.Connection, wait_s: float) -> None:
     if gate is not None:  # absent until migration 23 has run
         try:
             with conn.transaction():
-                conn.execute(LOCK_WAITING.format(gate.identifier))
+                gate.wait_alone(conn, deadline)
         except psycopg.errors.LockNotAvailable:
             raise _held_too_long(conn, gate, wait_s) from None
     first: _Relation | None = None
@@ -394,9 +399,7 @@ def _lock_up_front(conn: psycopg.Connection, wait_s: float) -> None:
         try:
             with conn.transaction():  # a savepoint: an attempt that fails lets go of all it took
                 if first is not None:
-                    left_ms = max(1, round((deadline - time.monotonic()) * 1000))
-                    conn.execute(BOUND_OBJECT_WAIT, (f"{left_ms}ms",))
-                    conn.execute(WAIT_FOR_ALONE[first.kind].format(first.identifier, sql.Identifier(first.owner)))
+                    first.wait_alone(conn, deadline)
                 for relation in relations:
                     if relation != first:
                         _lock_unless_busy(conn, relation)

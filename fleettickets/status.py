@@ -148,8 +148,8 @@ def check_health(dataset: Dataset, *, max_run_age_min: float, max_file_age_min: 
         health = ledger.health(conn, dataset, UNARCHIVED_GRACE)
         last_run = ledger.last_run(conn, dataset)
         rejected_waiting = sum(1 for obj in rejected if not _superseded(conn, dataset, obj))
-        (now_in_db,) = conn.execute(plan.NOW).fetchone() or (None,)
-        behind = len(plan.archived_unknown(conn, dataset, bucket, ledger.watermark(conn, dataset), now_in_db))
+        behind = len(plan.archived_unknown(conn, dataset, bucket, ledger.watermark(conn, dataset), health[0])
+                     ) if health else 0
         strangers = [(name, found) for name in (dataset.name, "history", "geocode")
                      if (found := locks.held_by_stranger(conn, name))]
         # A run takes the dataset's lock before it writes its row and closes the row before it lets go: a row
