@@ -267,7 +267,7 @@ def _summarize() -> None:
                       SELECT 'crq', count(*), count(*) FILTER (WHERE bucket = 'open'), count(geom)
                       FROM tickets.crq) t USING (dataset)
                 ORDER BY m.dataset DESC"""):
-            files = conn.execute("""SELECT count(*), count(archived_at) FROM tickets.ingest_files
+            files = conn.execute("""SELECT count(*), count(moved_at) FROM tickets.ingest_files
                                     WHERE dataset = %s AND status = 'applied'""", (dataset,)).fetchone() or (0, 0)
             print(f"  {dataset}: {rows} tickets ({opened} open, {placed} with a point); "
                   f"{files[0]} files applied, {files[1]} archived; watermark {PurePosixPath(watermark or '-').name}, "

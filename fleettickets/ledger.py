@@ -36,7 +36,7 @@ ON CONFLICT (dataset, key, etag) DO UPDATE
         alarms_dropped = excluded.alarms_dropped, sentinels = excluded.sentinels, blank_lines = excluded.blank_lines,
         duplicates = excluded.duplicates, inserted = excluded.inserted, updated = excluded.updated,
         stale = excluded.stale, rows_rejected = excluded.rows_rejected, error = excluded.error,
-        batch_id = excluded.batch_id, applied_at = now(), archived_at = NULL
+        batch_id = excluded.batch_id, applied_at = now(), moved_at = NULL
 """
 
 RECORD_BATCH = """
@@ -55,7 +55,7 @@ WHERE dataset = %(dataset)s
 """
 
 VERSIONS_OF_KEYS = """
-SELECT key, etag, status, archived_at IS NOT NULL, archived_etag FROM tickets.ingest_files
+SELECT key, etag, status, moved_at IS NOT NULL, moved_etag FROM tickets.ingest_files
 WHERE dataset = %s AND key = ANY(%s)
 """
 
@@ -63,13 +63,13 @@ WATERMARK = "SELECT metadata->>'source_max_key' FROM tickets.import_meta WHERE d
 ADOPTED_THROUGH = "SELECT metadata->>'adopted_through' FROM tickets.import_meta WHERE dataset = %s"
 
 MARK_ARCHIVED = """
-UPDATE tickets.ingest_files SET archived_at = now(), archived_etag = %s WHERE dataset = %s AND key = %s AND etag = %s
+UPDATE tickets.ingest_files SET moved_at = now(), moved_etag = %s WHERE dataset = %s AND key = %s AND etag = %s
 """
 
 # Files gone from changes/ were moved (to processed/ or rejected/) by a run that died before recording it.
 RECONCILE_ARCHIVED = """
-UPDATE tickets.ingest_files SET archived_at = now()
-WHERE dataset = %s AND archived_at IS NULL AND key LIKE %s AND NOT key = ANY(%s)
+UPDATE tickets.ingest_files SET moved_at = now()
+WHERE dataset = %s AND moved_at IS NULL AND key LIKE %s AND NOT key = ANY(%s)
 """
 
 # Of the keys given, those with a version applied after `since` (a rejected/ copy it supersedes).
@@ -173,7 +173,7 @@ ORDER BY key COLLATE "C" DESC LIMIT 1
 FILE_COUNTS = """
 SELECT (SELECT count(*) FROM tickets.ingest_files WHERE dataset = %(dataset)s AND status = 'rejected'),
        (SELECT count(*) FROM tickets.ingest_files
-        WHERE dataset = %(dataset)s AND status = 'applied' AND archived_at IS NULL AND key NOT LIKE 'file:%%'),
+        WHERE dataset = %(dataset)s AND status = 'applied' AND moved_at IS NULL AND key NOT LIKE 'file:%%'),
        (SELECT count(*) FROM tickets.rejected_rows WHERE dataset = %(dataset)s)
 """
 
@@ -191,7 +191,7 @@ SELECT tickets.clock(),
         WHERE dataset = %(dataset)s AND status = 'applied' AND key LIKE %(changes)s
         ORDER BY key COLLATE "C" DESC LIMIT 1),
        (SELECT count(*) FROM tickets.ingest_files
-        WHERE dataset = %(dataset)s AND status = 'applied' AND archived_at IS NULL AND key NOT LIKE 'file:%%'
+        WHERE dataset = %(dataset)s AND status = 'applied' AND moved_at IS NULL AND key NOT LIKE 'file:%%'
           AND applied_at < tickets.clock() - %(grace)s)
 FROM tickets.import_meta WHERE dataset = %(dataset)s
 """

@@ -118,7 +118,7 @@ def test_a_multipart_change_file_is_applied_once_and_archived_once(db, bucket, r
     assert all("nothing new" in run.out for run in runs[1:]), runs[1].output
     assert bucket.keys("automations/inc/") == [ARCHIVED]
     assert bucket.get(ARCHIVED) == body
-    assert db.query("SELECT status, archived_etag FROM tickets.ingest_files") == [("applied", bucket.etag(ARCHIVED))]
+    assert db.query("SELECT status, moved_etag FROM tickets.ingest_files") == [("applied", bucket.etag(ARCHIVED))]
     check = run_import("inc", "--check", "--max-file-age", "100000", "--max-run-age", "100000")
     assert check.code == 0, check.output
 

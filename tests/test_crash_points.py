@@ -44,7 +44,7 @@ def test_killed_at_any_step_the_rerun_reaches_the_reference_state(db, bucket, mo
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert table_state(db, "inc") == reference_state(sample_files("inc"), "INC")
     assert placement(bucket, names) == {name: {"processed"} for name in names}
-    ledger = db.query("SELECT key, applied_at, archived_at IS NOT NULL FROM tickets.ingest_files ORDER BY key")
+    ledger = db.query("SELECT key, applied_at, moved_at IS NOT NULL FROM tickets.ingest_files ORDER BY key")
     assert [key for key, *_ in ledger] == [f"automations/inc/changes/{name}" for name in names]  # each once
     assert all(archived for *_, archived in ledger)
     for key, applied_at, _ in ledger:  # committed before the kill: archived, never applied again

@@ -134,7 +134,7 @@ def test_database_restarted_mid_run(ingests, db, bucket, pg_cluster):
     code, out, err = finish(ingests.start({}))
     assert code == 0, out + err
     assert table_state(db, "inc") == reference_state(files, "INC")
-    assert db.scalar("SELECT count(*) FROM tickets.ingest_files WHERE archived_at IS NULL") == 0
+    assert db.scalar("SELECT count(*) FROM tickets.ingest_files WHERE moved_at IS NULL") == 0
     assert bucket.keys("automations/inc/changes/") == []
 
 

@@ -322,7 +322,7 @@ def test_check_is_unhealthy_saying_why(fresh_run, db, bucket, run_import, monkey
         bucket.put("automations/inc/rejected/2026-11-20T06-00-00.csv", "id\n")
         bucket.put("automations/inc/rejected/2026-11-20T06-00-00.csv.error.txt", "why\n")
     else:
-        db.execute("UPDATE tickets.ingest_files SET archived_at = NULL, applied_at = now() - interval '2 hours'")
+        db.execute("UPDATE tickets.ingest_files SET moved_at = NULL, applied_at = now() - interval '2 hours'")
 
     outcome = run_import("inc", "--check", *args)
 

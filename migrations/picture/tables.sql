@@ -254,16 +254,17 @@ CREATE TABLE tickets.ingest_files (
     rows_rejected integer DEFAULT 0 NOT NULL,
     error text,
     applied_at timestamp with time zone DEFAULT now() NOT NULL,
-    archived_at timestamp with time zone,
+    moved_at timestamp with time zone,
     blank_lines integer DEFAULT 0 NOT NULL,
     batch_id bigint,
-    archived_etag text,
+    moved_etag text,
     CONSTRAINT ingest_files_batch_id_fkey FOREIGN KEY (batch_id) REFERENCES tickets.ingest_batches(batch_id),
     CONSTRAINT ingest_files_pkey PRIMARY KEY (dataset, key, etag),
     CONSTRAINT ingest_files_status_check CHECK ((status = ANY (ARRAY['applied'::text, 'rejected'::text])))
 );
 COMMENT ON COLUMN tickets.ingest_files.inserted IS 'Tickets this file made new; NULL when it shared its batch with other files (see ingest_batches).';
-COMMENT ON COLUMN tickets.ingest_files.archived_etag IS 'The ETag of this version''s copy in processed/ or rejected/, recorded when it was moved (NULL before migration 24 and for a move a run did not live to record); differs from etag for a multipart or SSE-KMS upload.';
+COMMENT ON COLUMN tickets.ingest_files.moved_at IS 'When this version was moved out of changes/: to processed/ when applied, to rejected/ when not (NULL while it is still in changes/).';
+COMMENT ON COLUMN tickets.ingest_files.moved_etag IS 'The ETag of this version''s copy in processed/ or rejected/, recorded when it was moved (NULL before migration 24 and for a move a run did not live to record); differs from etag for a multipart or SSE-KMS upload.';
 
 CREATE TABLE tickets.ingest_runs (
     run_id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,

@@ -19,8 +19,8 @@ from support import hostile
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PREVIOUS_RELEASE = "ca7aa86168932a4dd0f86db4158b10e81fbc5814"
-"""Main as landed at stop 33: migrations 01-22 and the read layer, before migration 23."""
+PREVIOUS_RELEASE = "89fc4c21798c70b4f8bae48a1c919f30889a0626"
+"""Main as landed at stop 34: migrations 01-24 and the read layer, before migration 25."""
 
 RELEASE_BEFORE_21 = "7fb130821bcb615f7f9b6fb89470a3aa37df7631"
 """Main as landed at stop 23: migrations 01-19, the database migration 21's upgrade tests start from."""
