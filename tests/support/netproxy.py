@@ -24,6 +24,12 @@ def _close(sock: socket.socket) -> None:
     sock.close()
 
 
+ACCESS_DENIED_BODY = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+                      b'<Message>Access Denied</Message></Error>')
+ACCESS_DENIED = (b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nConnection: close\r\n"
+                 b"Content-Length: " + str(len(ACCESS_DENIED_BODY)).encode() + b"\r\n\r\n" + ACCESS_DENIED_BODY)
+
+
 @dataclass
 class Proxy:
     target_port: int
@@ -32,6 +38,12 @@ class Proxy:
     freeze_after_upstream_bytes: int | None = None
     inflate_content_length_for: str | None = None
     """A path fragment: responses to requests for it claim 2 GiB and end early."""
+    inflate_times: int | None = None
+    """How many of those responses break (None: all); the later ones are carried whole."""
+    drop_for: str | None = None
+    """A request-head fragment: such requests are cut off unanswered, as by a server gone away."""
+    refuse_for: str | None = None
+    """A request-head fragment (a header's name): such requests get 403 AccessDenied from the proxy."""
     stall_body_for: str | None = None
     """A path fragment: responses to requests for it send their headers and a few bytes, then nothing more."""
     upstream_bytes: int = 0
@@ -94,7 +106,16 @@ class Proxy:
                         self._released.wait()
                         return
                     if self.inflate_content_length_for and self.inflate_content_length_for.encode() in data:
-                        state["inflate"] = True
+                        with self._lock:
+                            state["inflate"] = self.inflate_times is None or self.inflate_times > 0
+                            if self.inflate_times:
+                                self.inflate_times -= 1
+                    if self.drop_for and self.drop_for.encode() in data:
+                        break
+                    if self.refuse_for and self.refuse_for.encode().lower() in data.lower():
+                        sink = source  # answered here, never carried
+                        sink.sendall(ACCESS_DENIED)
+                        break
                     if self.stall_body_for and self.stall_body_for.encode() in data:
                         state["stall"] = True
                 elif state["stall"] and b"\r\n\r\n" in data:
