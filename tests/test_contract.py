@@ -30,6 +30,8 @@ INTERFACES = {
     "reporting.fn_crq_backlog(p_from date, p_to date, p_cluster text)": "jsonb",
     "reporting.fn_nearest_open_tickets(p_lat double precision, p_lon double precision, p_radius_km double precision, "
     "p_limit integer, p_dataset text)": "json",
+    "reporting.fn_map_changes(p_token text, p_dataset text, p_cluster text, p_status text, p_window text, "
+    "p_from timestamp with time zone, p_to timestamp with time zone)": "json",
     # This system's, named in the operations guide.
     "tickets.capture_history(p_dataset text)": "jsonb",
     "tickets.location_key(p_location text)": "text",

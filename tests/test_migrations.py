@@ -263,8 +263,10 @@ def test_19_keeps_inc_history_and_sla_target_on_a_database_migrated_by_the_previ
 # -- the read layer -----------------------------------------------------------------------------------------------
 
 # Objects whose definition this tree changes on purpose since PREVIOUS_RELEASE (tests/support/releases.py): the
-# ledger's move columns renamed to the glossary's word (migration 25).
-CHANGED_SINCE_RELEASE = {"tickets.ingest_files"}
+# ledger's move columns renamed to the glossary's word (migration 25); the map feed, its generation and the
+# triggers that count one (migration 26), and the window at an instant it compares (the dashboards' now uses it).
+CHANGED_SINCE_RELEASE = {"tickets.ingest_files", "reporting.fn_map_changes", "tickets.map_feed_generation",
+                         "map_feed_generation", "tickets.window_at", "tickets.dashboard_window"}
 TRACKING = "tickets.schema_read_layer"
 
 
@@ -563,6 +565,7 @@ MAP_CALLS = (
     "SELECT reporting.fn_crq_dashboard(NULL, NULL, '30d', NULL, NULL)",
     "SELECT reporting.fn_inc_backlog(current_date - 30, current_date)",
     "SELECT reporting.fn_nearest_open_tickets(-1.29, 36.78, 5, 10, 'inc')",
+    "SELECT reporting.fn_map_changes()",
 )
 
 

@@ -135,6 +135,7 @@ def test_the_reader_calls_every_reporting_function_and_sees_no_table(db, roles, 
         "fn_crq_dashboard": "SELECT reporting.fn_crq_dashboard('Kilimani', NULL, '7d')",
         "fn_crq_backlog": "SELECT reporting.fn_crq_backlog('2026-11-01', '2026-12-31')",
         "fn_nearest_open_tickets": "SELECT reporting.fn_nearest_open_tickets(-1.29, 36.78)",
+        "fn_map_changes": "SELECT reporting.fn_map_changes()",
     }
     assert set(calls) == {name for (name,) in db.query(
         "SELECT proname FROM pg_proc WHERE pronamespace = 'reporting'::regnamespace")}

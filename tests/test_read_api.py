@@ -209,7 +209,8 @@ HUGE = "x" * 1_048_576
     ("SELECT reporting.fn_inc_dashboard(NULL, NULL, %s, NULL, NULL)", "p_window"),
     ("SELECT reporting.fn_nearest_open_tickets(-1.29, 36.78, 5, 10, %s)", "p_dataset"),
     ("SELECT tickets.capture_history(%s)", "dataset"),
-], ids=["dashboard-window", "nearest-dataset", "capture-dataset"])
+    ("SELECT reporting.fn_map_changes(%s)", "p_token"),
+], ids=["dashboard-window", "nearest-dataset", "capture-dataset", "map-token"])
 def test_an_error_quotes_a_short_escaped_prefix_of_what_the_caller_sent(db, query, argument):
     """Finding 7: a refused 1 MB argument made a 1 MB error, and a control character went into it as it came."""
     for sent, quoted in [(HUGE, "'" + "x" * 40 + "' … (1048576 characters)"),

@@ -37,6 +37,7 @@ CREATE TABLE tickets.cluster_aliases (
 );
 CREATE UNIQUE INDEX cluster_aliases_cluster_key ON tickets.cluster_aliases USING btree (tickets.cluster_key(alias));
 CREATE UNIQUE INDEX cluster_aliases_lower_alias_key ON tickets.cluster_aliases USING btree (lower(alias));
+CREATE TRIGGER cluster_aliases_map_feed_generation AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON tickets.cluster_aliases FOR EACH STATEMENT EXECUTE FUNCTION tickets.next_map_feed_generation();
 
 CREATE TABLE tickets.crq (
     ticket_id text NOT NULL,
@@ -81,6 +82,7 @@ CREATE INDEX crq_normalized_status_idx ON tickets.crq USING btree (normalized_st
 CREATE INDEX crq_open_actionable_geog_idx ON tickets.crq USING gist (geog) WHERE ((bucket = 'open'::text) AND is_actionable);
 CREATE INDEX crq_open_cluster_key_idx ON tickets.crq USING btree (tickets.cluster_key(cluster)) WHERE (bucket = 'open'::text);
 CREATE INDEX crq_source_updated_at_idx ON tickets.crq USING btree (source_updated_at);
+CREATE TRIGGER crq_map_feed_generation AFTER DELETE OR TRUNCATE ON tickets.crq FOR EACH STATEMENT EXECUTE FUNCTION tickets.next_map_feed_generation();
 CREATE TRIGGER crq_resolve_geom_on_insert BEFORE INSERT ON tickets.crq FOR EACH ROW EXECUTE FUNCTION tickets.set_ticket_geom();
 CREATE TRIGGER crq_resolve_geom_on_update BEFORE UPDATE OF raw ON tickets.crq FOR EACH ROW WHEN ((((((old.raw ->> 'cluster'::text) IS DISTINCT FROM (new.raw ->> 'cluster'::text)) OR ((old.raw ->> 'location_name'::text) IS DISTINCT FROM (new.raw ->> 'location_name'::text))) OR ((old.raw ->> 'latitude'::text) IS DISTINCT FROM (new.raw ->> 'latitude'::text))) OR ((old.raw ->> 'longitude'::text) IS DISTINCT FROM (new.raw ->> 'longitude'::text)))) EXECUTE FUNCTION tickets.set_ticket_geom();
 COMMENT ON COLUMN tickets.crq.raw IS 'Cleaned source row, the source of truth; typed columns are generated from it.';
@@ -217,6 +219,7 @@ CREATE INDEX inc_normalized_status_idx ON tickets.inc USING btree (normalized_st
 CREATE INDEX inc_open_actionable_geog_idx ON tickets.inc USING gist (geog) WHERE ((bucket = 'open'::text) AND is_actionable);
 CREATE INDEX inc_open_cluster_key_idx ON tickets.inc USING btree (tickets.cluster_key(cluster)) WHERE (bucket = 'open'::text);
 CREATE INDEX inc_source_updated_at_idx ON tickets.inc USING btree (source_updated_at);
+CREATE TRIGGER inc_map_feed_generation AFTER DELETE OR TRUNCATE ON tickets.inc FOR EACH STATEMENT EXECUTE FUNCTION tickets.next_map_feed_generation();
 CREATE TRIGGER inc_resolve_geom_on_insert BEFORE INSERT ON tickets.inc FOR EACH ROW EXECUTE FUNCTION tickets.set_ticket_geom();
 CREATE TRIGGER inc_resolve_geom_on_update BEFORE UPDATE OF raw ON tickets.inc FOR EACH ROW WHEN ((((((old.raw ->> 'cluster'::text) IS DISTINCT FROM (new.raw ->> 'cluster'::text)) OR ((old.raw ->> 'location_name'::text) IS DISTINCT FROM (new.raw ->> 'location_name'::text))) OR ((old.raw ->> 'latitude'::text) IS DISTINCT FROM (new.raw ->> 'latitude'::text))) OR ((old.raw ->> 'longitude'::text) IS DISTINCT FROM (new.raw ->> 'longitude'::text)))) EXECUTE FUNCTION tickets.set_ticket_geom();
 COMMENT ON COLUMN tickets.inc.raw IS 'Cleaned source row, the source of truth; typed columns are generated from it.';
@@ -288,6 +291,14 @@ CREATE TABLE tickets.ingest_runs (
 CREATE INDEX ingest_runs_dataset_started_idx ON tickets.ingest_runs USING btree (dataset, started_at DESC);
 COMMENT ON TABLE tickets.ingest_runs IS 'One row per --apply run; status running with no finished_at means the run died.';
 
+CREATE TABLE tickets.map_feed_generation (
+    generation bigint NOT NULL,
+    one_row boolean DEFAULT true NOT NULL,
+    CONSTRAINT map_feed_generation_one_row_check CHECK (one_row),
+    CONSTRAINT map_feed_generation_pkey PRIMARY KEY (one_row)
+);
+COMMENT ON TABLE tickets.map_feed_generation IS 'One row: bumped by a ticket deleted or truncated and by any change to sla_settings or cluster_aliases; the map feed answers a token of an earlier generation with the full map (docs/dashboard-api-contract.md).';
+
 CREATE TABLE tickets.read_gate (
 
 );
@@ -326,4 +337,5 @@ CREATE TABLE tickets.sla_settings (
     CONSTRAINT sla_settings_start_columns_known CHECK (((array_ndims(start_columns) = 1) AND ((cardinality(start_columns) >= 1) AND (cardinality(start_columns) <= 4)) AND (start_columns <@ '{created_at_service,scheduled_at,first_seen_at,source_created_at}'::text[]))),
     CONSTRAINT sla_settings_target_check CHECK ((target > '00:00:00'::interval))
 );
+CREATE TRIGGER sla_settings_map_feed_generation AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON tickets.sla_settings FOR EACH STATEMENT EXECUTE FUNCTION tickets.next_map_feed_generation();
 COMMENT ON TABLE tickets.sla_settings IS 'SLA target and ordered start columns per dataset; change them with an UPDATE, no migration needed.';
