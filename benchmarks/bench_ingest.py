@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
+import json
 import os
 import random
 import statistics
@@ -149,6 +151,9 @@ def main() -> int:
     parser.add_argument("--dashboard-tickets", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=20261127)
+    parser.add_argument("--map-feed-only", action="store_true",
+                        help="only the map feed at a bad week: change answer against full, ingest with and without "
+                             "what the feed keeps")
     parser.add_argument("--batch-sweep", metavar="SIZES", default="",
                         help="only the replay, once per batch size (FLEETTICKETS_BATCH_FILES), e.g. 1,5,10,20,40")
     args = parser.parse_args()
@@ -174,6 +179,9 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) -> int:
+    if args.map_feed_only:
+        print_table(map_feed_bad_week(bench, args, work))
+        return 0
     data = work / "changes"
     data.mkdir()
     paths = generate(data, args.files, args.rows, args.seed)
@@ -261,12 +269,17 @@ def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) ->
         (f"peak RSS, the {args.files}-file replay in batches", "", f"{replay_rss:.0f} MB", "target <= 150 MB"),
         *dashboards,
         *bad_week,
+        *map_feed_bad_week(bench, args, work),
     ]
+    print_table(rows)
+    return 0
+
+
+def print_table(rows: list[tuple[str, str, str, str]]) -> None:
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':{width}}  {'rate':>15}  {'time':>10}  vs floor / note")
     for name, rate, took, note in rows:
         print(f"{name:{width}}  {rate:>15}  {took:>10}  {note}")
-    return 0
 
 
 DASHBOARD_TICKETS = """
@@ -429,6 +442,76 @@ def dashboard_bad_week(bench: Bench, args: argparse.Namespace) -> list[tuple[str
         ("bad week: filtered to one cluster of 15", "", f"{filtered:.1f} ms",
          f"{filtered / unfiltered:.2f}x unfiltered; target <= 0.2x"),
         ("bad week: payload size", "", f"{len(payload) / 1e6:.1f} MB", f"{per_feature:.0f} bytes a feature"),
+    ]
+
+
+FEED_TRIGGERS = ("inc_map_feed_generation ON tickets.inc", "crq_map_feed_generation ON tickets.crq")
+MAP_FEED_CALL = "SELECT reporting.fn_map_changes({token}, NULL, NULL, NULL, '7d')"
+
+
+def map_feed_bad_week(bench: Bench, args: argparse.Namespace, work: Path) -> list[tuple[str, str, str, str]]:
+    """The live map's refresh at a bad week: after a typical 20-minute ingest (a few dozen tickets changed), the
+    change answer from the last token against the full answer, and that ingest with and without what the feed
+    keeps (migration 26's triggers; the feed reads each row's xmin, which every write makes anyway)."""
+    url = bench.fresh("fleettickets_bench_map_feed")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for part in BAD_WEEK:
+            scaled = {**part, "tickets": max(part["tickets"] * args.dashboard_tickets // 50_000, 10)}
+            conn.execute(DASHBOARD_TICKETS.replace("lpad(n::text", "lpad((n + %(first)s)::text"), scaled)
+        conn.execute("INSERT INTO tickets.geo_clusters (cluster, lat, lon, status) "
+                     "SELECT DISTINCT tickets.canonical_cluster(cluster), -1.28, 36.8, 'ok' FROM tickets.inc")
+        conn.execute("SELECT tickets.resolve_ticket_geoms()")
+        conn.execute("SELECT tickets.capture_history('inc')")
+        conn.execute("VACUUM ANALYZE tickets.inc")
+        # A typical run: 40 tickets, 30 of them open ones moving on (owner, status), 10 new.
+        changed = [row for (row,) in conn.execute(
+            "SELECT raw FROM tickets.inc WHERE bucket = 'open' ORDER BY ticket_id DESC LIMIT 30").fetchall()]
+        now_eat = dt.datetime.now(dt.timezone(dt.timedelta(hours=3)))
+        stamp = now_eat.strftime("%Y-%m-%d %H:%M:%S")
+        for row in changed:
+            row.update(owner="okamau", normalized_status="in_progress", source_updated_at=stamp)
+        fresh = [{**changed[0], "ticket_id": f"INC9{n:011d}", "source_updated_at": stamp} for n in range(10)]
+        run_file = work / f"{now_eat:%Y-%m-%dT%H-%M-%S}.csv"
+        with run_file.open("w", newline="") as out:
+            writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(changed + fresh)
+
+        full = conn.execute(MAP_FEED_CALL.format(token="NULL") + "::text").fetchone()[0]
+        token = json.loads(full)["token"]
+        full_features = len(json.loads(full)["features"])
+
+        def ingest(with_triggers: bool) -> float:
+            for trigger in FEED_TRIGGERS:
+                conn.execute(f"ALTER TABLE {trigger.split(' ON ')[1]} "
+                             f"{'ENABLE' if with_triggers else 'DISABLE'} TRIGGER {trigger.split(' ON ')[0]}")
+            conn.execute("DELETE FROM tickets.ingest_files")  # so the same file applies again
+            return run_ingest({"DATABASE_URL": url}, "--inc-csv", str(run_file))
+
+        ingest(True)  # the run whose changes the answer carries; the token was made before it
+        with_feed, without_feed = [], []
+        for _ in range(max(args.repeat, 3)):
+            with_feed.append(ingest(True))
+            without_feed.append(ingest(False))
+        ingest(True)
+        repeat = max(args.repeat, 5)
+        quoted = sql.Literal(token).as_string(conn)
+        change = conn.execute(MAP_FEED_CALL.format(token=quoted) + "::text").fetchone()[0]
+        answer = json.loads(change)
+        assert not answer["full"], answer["full_because"]
+        full_ms = explain_ms(conn, MAP_FEED_CALL.format(token="NULL"), repeat)
+        change_ms = explain_ms(conn, MAP_FEED_CALL.format(token=quoted), repeat)
+    with_s, without_s = statistics.median(with_feed), statistics.median(without_feed)
+    sent = len(answer["features"]) + len(answer["left"])
+    return [
+        (f"map feed, full answer: {full_features:,} features", "", f"{full_ms:.0f} ms",
+         f"{len(full.encode()) / 1e6:.2f} MB"),
+        (f"map feed, change answer after a 40-ticket run: {sent} sent", "", f"{change_ms:.1f} ms",
+         f"{change_ms / full_ms:.1%} of the full time, {len(change.encode()) / 1e3:.1f} kB = "
+         f"{len(change.encode()) / len(full.encode()):.2%} of its bytes; targets <= 10%, <= 1%"),
+        ("that 40-ticket ingest, with the feed's triggers", "", f"{with_s:.2f} s",
+         f"{with_s / without_s - 1:+.1%} against without (median of {len(with_feed)} each); target <= +5%"),
+        ("that 40-ticket ingest, without them", "", f"{without_s:.2f} s", ""),
     ]
 
 
