@@ -4,7 +4,7 @@ The original system applied the same migrations 01–13 with its own runner,
 which left none of our tracking. `run_migrations.py --baseline` compares the
 live catalog with a manifest of what 01–13 make (migrations/baseline/, made
 by applying them to an empty database without any runner and kept equal to
-them by tests/test_baseline.py), prints every difference, and refuses when
+them by tests/sql/test_baseline.py), prints every difference, and refuses when
 data-bearing structure differs. Otherwise it records 01–13 as baselined (not
 run) and carries the original importer's watermark over; the deploy then
 applies 14 onwards and the read layer as usual (schema.migrate).
@@ -162,7 +162,7 @@ class Manifest:
         return cls(files=data["files"], postgres=data["postgres"], objects=data["objects"])
 
     def as_json(self) -> str:
-        return json.dumps({"made_by": "tests/test_baseline.py: migrations applied one by one with psql, no runner",
+        return json.dumps({"made_by": "tests/sql/test_baseline.py: migrations applied one by one with psql, no runner",
                            "files": self.files, "postgres": self.postgres, "objects": self.objects},
                           indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -372,7 +372,7 @@ def examine(conn: psycopg.Connection, migrations_dir: Path, versioned: Sequence[
     edited = [name for name, digest in manifest.files.items() if checksums.get(name) != digest]
     if edited:
         raise BaselineRefused(f"the baseline manifest describes other files than this tree's {', '.join(edited)}: "
-                              "regenerate it (tests/test_baseline.py says how)")
+                              "regenerate it (tests/sql/test_baseline.py says how)")
     differences = compare(manifest, snapshot(conn), recreated_functions(migrations_dir, manifest))
     for difference in differences:
         say(f"{difference.verdict}: {outward.line(difference.describe())}")

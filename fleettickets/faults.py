@@ -1,6 +1,6 @@
 """The crash-test hook: named steps of a run at which a test makes the process kill or freeze itself.
 
-Inert unless FLEETTICKETS_FAULT names a step. `tests/test_crash_points.py` is
+Inert unless FLEETTICKETS_FAULT names a step. `tests/engine/test_crash_points.py` is
 parametrized straight from FAULT_POINTS, so every step named here is proven.
 """
 

@@ -3,7 +3,7 @@
 A lock key is two numbers: NAMESPACE, so fleettickets never collides with the
 other apps sharing the database, and the lock's own number below. The SQL
 side (migrations/read/30_tickets.capture_history.sql, resolve_ticket_geoms()) takes the same
-numbers; tests/test_locks.py checks every number written in a migration
+numbers; tests/process/test_locks.py checks every number written in a migration
 against this registry.
 """
 

@@ -2,7 +2,7 @@
 
 A file that cannot be staged or moved meets one of a few fates; which one is decided here, from the error, and
 nowhere else. pipeline.IngestRun.settle() carries each fate out in one place. docs/implementation.md's bad-input
-catalogue and tests/test_bad_inputs.py, test_outages.py and test_crash_points.py exercise every row.
+catalogue and tests/engine/test_bad_inputs.py, test_outages.py and test_crash_points.py exercise every row.
 """
 
 from __future__ import annotations

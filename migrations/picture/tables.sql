@@ -1,6 +1,7 @@
 -- The tables of schema tickets as migrations/NN_*.sql leave them: a picture to read, never applied (as
--- migrations/read/ is for views and functions, this is for tables). Rendered from a freshly migrated database by
--- tests/support/picture.py; tests/test_migrations.py keeps it equal (FLEETTICKETS_WRITE_TABLES_PICTURE=1 writes it).
+-- migrations/read/ is for views and functions, this is for tables). Rendered from a freshly migrated database
+-- by tests/support/picture.py; tests/sql/test_migrations.py keeps it equal (FLEETTICKETS_WRITE_TABLES_PICTURE=1
+-- writes it).
 
 CREATE TABLE tickets.closure_events (
     event_id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,

@@ -5,7 +5,7 @@
 --   fleettickets_reader  the map's web app: the reporting functions, nothing else
 --
 -- The ingest gets, table by table, exactly the writes its code makes (proven
--- by tests/test_privileges.py against what a whole cycle writes): nothing it
+-- by tests/sql/test_privileges.py against what a whole cycle writes): nothing it
 -- records can be erased with its credential, and what operators set (SLA
 -- targets, cluster aliases) cannot be changed with it. A table a later
 -- migration adds is readable by the ingest until it is listed here.

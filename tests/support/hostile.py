@@ -13,7 +13,7 @@ hostile_tripwire.hits, a sequence (which no rollback undoes), and raises. "Nothi
 after every test (`assert_nothing_planted_ran`), beside the test's own assertions.
 
 public's shadows are planted after the template's deploy: a deploy refuses to run migrations 01-21 (which name
-PostGIS unqualified, with public on their path) beside them; tests/test_hostile_world.py shows that refusal.
+PostGIS unqualified, with public on their path) beside them; tests/process/test_hostile_world.py shows that refusal.
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ import psycopg
 
 HEADER = """\
 -- The tables of schema tickets as migrations/NN_*.sql leave them: a picture to read, never applied (as
--- migrations/read/ is for views and functions, this is for tables). Rendered from a freshly migrated database by
--- tests/support/picture.py; tests/test_migrations.py keeps it equal (FLEETTICKETS_WRITE_TABLES_PICTURE=1 writes it).
+-- migrations/read/ is for views and functions, this is for tables). Rendered from a freshly migrated database
+-- by tests/support/picture.py; tests/sql/test_migrations.py keeps it equal (FLEETTICKETS_WRITE_TABLES_PICTURE=1
+-- writes it).
 """
 TABLES = """
 SELECT c.oid, c.relname::text, pg_catalog.obj_description(c.oid, 'pg_class')

@@ -14,7 +14,7 @@ from support.fake_locationiq import FakeLocationIQ
 from support.stack import SAMPLES
 from support.streamdata import change_file, changes, ticket_row
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 WRITES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE")
 

@@ -278,7 +278,7 @@ def shortened_like(real: dict, example: dict) -> dict:
 
 
 def documented_example() -> dict:
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "dashboard-api-contract.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "dashboard-api-contract.md").read_text()
     return json.loads(re.search(r"\*\*Example payload\*\*.*?```json\n(.*?)\n```", doc, re.S).group(1))
 
 

@@ -16,7 +16,7 @@ from support.streamdata import change_file, ticket_row
 
 KEY = "automations/inc/changes/2026-11-20T06-00-00.csv"
 ARCHIVED = "automations/inc/processed/2026-11-20T06-00-00.csv"
-SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "inc" / "changes" / "2026-11-20T06-00-00.csv"
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "inc" / "changes" / "2026-11-20T06-00-00.csv"
 CONDITIONS = ("If-Match", "x-amz-copy-source-if-match")
 
 

@@ -17,7 +17,7 @@ KEY = "pk.test-secret-key-0123456789"
 KILIMANI = (-1.2893, 36.7833)
 NEAR_KILIMANI = (-1.2990, 36.7600)   # ~2.8 km away
 FAR_FROM_KILIMANI = (-1.0300, 37.0700)  # ~43 km away: Thika has a Lenana Rd too
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

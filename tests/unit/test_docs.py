@@ -12,7 +12,7 @@ from crq import import_crq
 from fleettickets import cli, edge, faults, settings
 from inc import import_inc
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 PRODUCTION = [*ROOT.glob("fleettickets/*.py"), *ROOT.glob("inc/*.py"), *ROOT.glob("crq/*.py"),
               ROOT / "run_migrations.py"]
@@ -120,7 +120,7 @@ def test_every_test_a_doc_cites_as_proof_exists():
                     cited.add((doc.name, file, name))
     assert len(cited) > 10
     for doc, file, name in sorted(cited):
-        path = ROOT / "tests" / file
+        path = TEST_FILES.get(file, ROOT / "tests" / file)
         assert path.exists(), f"{doc} cites {file}, which does not exist"
         if name:
             assert re.search(rf"^def {name}\(", path.read_text(encoding="utf-8"), re.M), f"{doc} cites {file}::{name}"
@@ -138,6 +138,8 @@ def test_ci_runs_the_readmes_two_commands_as_a_newcomer_on_a_bare_debian():
         assert all(f'"{command}' in line for line in commands), f"the newcomer does not run {command}"
 
 
+TEST_FILES = {path.name: path for path in ROOT.glob("tests/*/test_*.py")}
+"""A test module by its name alone, as the docs cite it (`test_x.py::test_name`), wherever its subject files it."""
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "migrations").rglob("*.md"))]
 TOP = ("fleettickets/", "tests/", "migrations/", "docs/", "benchmarks/", "samples/", "inc/", "crq/", ".ci/")
 # `tests/test_x.py::test_name…` (a test named by its first words), `fleettickets/plan.py`, `docs/x.md#anchor`.
@@ -161,7 +163,7 @@ def test_every_path_and_test_a_document_names_exists(document):
             if not any(name == test or (prefix and name.startswith(test)) for name in names):
                 missing.append(f"{path}::{test}{prefix}")
     for module, test, prefix in re.findall(r"`(?:tests/)?(test_\w+\.py)::(\w+)(…)?", text):
-        target = ROOT / "tests" / module
+        target = TEST_FILES.get(module, ROOT / "tests" / module)
         names = re.findall(r"^def (test_\w+)", target.read_text(encoding="utf-8"), re.M) if target.exists() else []
         if not any(name == test or (prefix and name.startswith(test)) for name in names):
             missing.append(f"{module}::{test}{prefix}")
@@ -177,7 +179,7 @@ def test_no_retired_word_is_used_again():
     glossary = (ROOT / "docs" / "glossary.md").read_text(encoding="utf-8")
     words = re.findall(r"^- `([^`]+)`:", glossary.split("## Retired words")[1], re.M)
     assert len(words) >= 4
-    texts = [*PRODUCTION, *ROOT.glob("tests/*.py"), *ROOT.glob("benchmarks/*.py"),
+    texts = [*PRODUCTION, *ROOT.glob("tests/**/*.py"), *ROOT.glob("benchmarks/*.py"),
              *(document for document in DOCUMENTS if "history" not in document.parts)]
     used = [(str(path.relative_to(ROOT)), word) for path in texts if path.name not in ("glossary.md", "test_docs.py")
             for word in words if word in path.read_text(encoding="utf-8")]

@@ -143,7 +143,7 @@ def test_the_documented_dispatch_example_is_a_real_payload(db, run_import, tmp_p
         real = conn.execute("SELECT reporting.fn_nearest_open_tickets(-1.2921, 36.8219, 5, 20)").fetchone()[0]
     if os.environ.get("FLEETTICKETS_WRITE_EXAMPLE"):
         Path(os.environ["FLEETTICKETS_WRITE_EXAMPLE"]).write_text(json.dumps(real, indent=2))
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "dashboard-api-contract.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "dashboard-api-contract.md").read_text()
     documented = json.loads(re.search(r"\*\*Dispatch example\*\*.*?```json\n(.*?)\n```", doc, re.S).group(1))
     assert documented == real
 

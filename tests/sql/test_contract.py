@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 INTERFACES = {
     # The original's, called by its runbooks and jobs.
@@ -56,7 +56,7 @@ not exist (besides ADOPTED_ONLY)."""
 
 ADOPTED_ONLY = {"tickets.schema_baseline"}
 """Made by run_migrations.py --baseline in a database adopted from the original system, not by a fresh deploy
-(tests/test_baseline.py reads it there)."""
+(tests/sql/test_baseline.py reads it there)."""
 
 SIGNATURES = """
 SELECT p.pronamespace::regnamespace || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "fleettickets"
 EDGES = {"edge", "cli", "schema", "s3probe"}
 """What turns a process's arguments and exceptions into work and exit codes; the core never imports them."""

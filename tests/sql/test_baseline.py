@@ -47,7 +47,7 @@ def test_the_manifest_is_what_migrations_01_to_13_make(pg_admin_url):
         path.write_text(made.as_json(), encoding="utf-8")
     stored = baseline.Manifest.load(schema.MIGRATIONS_DIR)
     assert (stored.files, stored.objects) == (made.files, made.objects), \
-        f"{path} differs from what 01–13 make: regenerate it with {REWRITE}=1 ./dev test tests/test_baseline.py"
+        f"{path} differs from what 01–13 make: regenerate it with {REWRITE}=1 ./dev test tests/sql/test_baseline.py"
     assert {"table tickets.inc", "column tickets.inc.mttr", "function tickets.capture_history()",
             "trigger tickets.inc inc_resolve_geom_on_insert", "index tickets.inc_ingested_at_idx"} <= set(made.objects)
 

@@ -21,7 +21,7 @@ from fleettickets.bucket import (
 from fleettickets.changefile import RejectedFile, Source
 from fleettickets.outcome import Fate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE = Source("automations/inc/changes/2026-11-20T06-00-00.csv", "0123456789abcdef0123456789abcdef", 10,
                 open=lambda: None)  # never read: only its key and ETag are said
 

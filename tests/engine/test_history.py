@@ -101,7 +101,7 @@ def test_day_rollover_freezes_yesterday_and_the_series_follows_the_loads(db, run
     assert [(p["date"], p["open_backlog"], p["closed"]) for p in series["series"]] == [
         ("2026-11-20", 2, 1), ("2026-11-21", 3, 1)]
     by_code = db.scalar("SELECT reporting.fn_inc_backlog('2026-11-19', '2026-11-22', 'QOA')")
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "dashboard-api-contract.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "dashboard-api-contract.md").read_text()
     documented = json.loads(re.search(r"fn_inc_backlog\('2026-11-19'.*?```json\n(.*?)\n```", doc, re.S).group(1))
     assert by_code == documented
 

@@ -24,7 +24,7 @@ from fleettickets import geocoding, schema
 from support.stack import TestDatabase
 from support.streamdata import csv_text, ticket_fields
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EAT = dt.timezone(dt.timedelta(hours=3))
 START = dt.datetime(2026, 11, 20, 9, 0, tzinfo=EAT)
 TICKETS = {"inc": [f"INC0000000000{n:02d}" for n in range(1, 9)], "crq": [f"CRQ0000000000{n:02d}" for n in range(1, 7)]}

@@ -10,7 +10,7 @@ import pytest
 
 from fleettickets import locks
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOCK_CALL = re.compile(r"pg_(?:try_)?advisory(?:_xact)?_lock\((\d+),\s*(\d+)\)")
 
 

@@ -24,7 +24,7 @@ from fleettickets import schema
 from support import catalog, picture, releases
 from support.stack import TestDatabase, create_database, drop_database
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
