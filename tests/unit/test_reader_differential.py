@@ -19,7 +19,7 @@ from support.reference_reader import read_reference
 from support.stack import TestDatabase
 from support.streamdata import COLUMNS
 
-SPECTRUM = Path(__file__).resolve().parent / "data" / "csv-spectrum"
+SPECTRUM = Path(__file__).resolve().parents[1] / "data" / "csv-spectrum"
 PATTERN = re.compile(r"INC[0-9]{12}")
 
 
