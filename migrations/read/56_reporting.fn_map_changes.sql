@@ -65,26 +65,37 @@ BEGIN
         -- One pass over each table, not through the views: a refresh must cost a fraction of the whole map.
         -- A row is sent when written since the token, or when the clock alone moved it: a breach that flipped,
         -- a closure that entered or left the window.
-        SELECT array_agg(c.ticket_id) FILTER (WHERE c.dataset = 'inc'),
-               array_agg(c.ticket_id) FILTER (WHERE c.dataset = 'crq')
+        SELECT array_agg(DISTINCT c.ticket_id) FILTER (WHERE c.dataset = 'inc'),
+               array_agg(DISTINCT c.ticket_id) FILTER (WHERE c.dataset = 'crq')
         INTO changed_inc, changed_crq
-        FROM (SELECT 'inc'::text AS dataset, ticket_id, xmin AS row_version, bucket, closed_at, created_at_service,
-                     scheduled_at, first_seen_at, source_created_at
-              FROM tickets.inc
+        FROM (SELECT r.dataset, r.ticket_id
+              FROM (SELECT 'inc'::text AS dataset, ticket_id, xmin AS row_version, bucket, created_at_service,
+                           scheduled_at, first_seen_at, source_created_at
+                    FROM tickets.inc
+                    UNION ALL
+                    SELECT 'crq'::text, ticket_id, xmin, bucket, created_at_service, scheduled_at, first_seen_at,
+                           source_created_at
+                    FROM tickets.crq) AS r
+              LEFT JOIN tickets.sla_settings AS s ON s.dataset = r.dataset
+              WHERE (p_dataset IS NULL OR r.dataset = p_dataset)
+                AND (age(r.row_version) <@ int4range(0, written_since, '[]')  -- negative: wrapped, older still
+                     OR (r.bucket = 'open'
+                         AND (since_at - tickets.sla_start(s.start_columns, r.created_at_service, r.scheduled_at,
+                                                           r.first_seen_at, r.source_created_at) > s.target)
+                             IS DISTINCT FROM (now_at - tickets.sla_start(s.start_columns, r.created_at_service,
+                                                                          r.scheduled_at, r.first_seen_at,
+                                                                          r.source_created_at) > s.target)))
               UNION ALL
-              SELECT 'crq'::text, ticket_id, xmin, bucket, closed_at, created_at_service, scheduled_at,
-                     first_seen_at, source_created_at
-              FROM tickets.crq) AS c
-        LEFT JOIN tickets.sla_settings AS s ON s.dataset = c.dataset
-        WHERE (p_dataset IS NULL OR c.dataset = p_dataset)
-          AND (age(c.row_version) <@ int4range(0, written_since, '[]')  -- negative: wrapped, older still
-               OR (c.bucket = 'open'
-                   AND (since_at - tickets.sla_start(s.start_columns, c.created_at_service, c.scheduled_at,
-                                                     c.first_seen_at, c.source_created_at) > s.target)
-                       IS DISTINCT FROM (now_at - tickets.sla_start(s.start_columns, c.created_at_service,
-                                                                    c.scheduled_at, c.first_seen_at,
-                                                                    c.source_created_at) > s.target))
-               OR (c.closed_at <@ window_then) IS DISTINCT FROM (c.closed_at <@ window_now));
+              -- Only a closure between the two windows' lower ends or between their upper ends can have
+              -- entered or left (by the closed_at indexes).
+              SELECT w.dataset, w.ticket_id
+              FROM tickets.all_tickets AS w
+              WHERE (p_dataset IS NULL OR w.dataset = p_dataset)
+                AND (w.closed_at BETWEEN least(lower(window_then), lower(window_now))
+                                     AND greatest(lower(window_then), lower(window_now))
+                     OR w.closed_at BETWEEN least(upper(window_then), upper(window_now))
+                                        AND greatest(upper(window_then), upper(window_now)))
+                AND (w.closed_at <@ window_then) IS DISTINCT FROM (w.closed_at <@ window_now)) AS c;
     END IF;
 
     WITH changed AS (
