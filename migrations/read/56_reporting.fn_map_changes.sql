@@ -34,11 +34,13 @@ BEGIN
     END IF;
     window_now := tickets.window_at(p_window, p_from, p_to, now_at);
     -- What a token shares with the call it came from, else it cannot be answered from.
-    basis := md5(concat_ws('|', 'map feed 1', pg_postmaster_start_time(),
+    -- Instants as epochs: their text would follow the caller's DateStyle, and a token must not.
+    basis := md5(concat_ws('|', 'map feed 1', extract(epoch FROM pg_postmaster_start_time()),
                            (SELECT generation FROM tickets.map_feed_generation),
-                           (SELECT max(applied_at) FROM tickets.schema_read_layer),  -- any deploy that
-                           (SELECT max(name) FROM tickets.schema_migrations),        -- changed something
-                           COALESCE(p_dataset, 'both'), p_cluster, p_status, p_window, p_from, p_to));
+                           (SELECT extract(epoch FROM max(applied_at)) FROM tickets.schema_read_layer),
+                           (SELECT max(name) FROM tickets.schema_migrations),  -- any deploy that changed something
+                           COALESCE(p_dataset, 'both'), p_cluster, p_status, p_window, extract(epoch FROM p_from),
+                           extract(epoch FROM p_to)));
     IF p_token IS NULL THEN
         full_because := 'no token';
     ELSE

@@ -216,3 +216,17 @@ def test_a_token_is_answered_whole_after_a_deploy_or_from_a_later_clock_and_refu
         assert "reset since" in feed(conn, START, token, everything)["full_because"]
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="p_token must be a token this function"):
             feed(conn, START, token[:-1] + "x", everything)
+
+
+def test_a_token_is_answered_from_in_a_session_of_other_date_and_time_settings(db):
+    """Two phones behind two app servers: a token from one session serves in another, whatever their DateStyle,
+    IntervalStyle or TimeZone."""
+    everything = {"p_dataset": None, "p_cluster": None, "p_status": None, "p_window": "custom"}
+    window = {"p_from": START - dt.timedelta(days=3), "p_to": START}
+    call = ("SELECT reporting.fn_map_changes(%(token)s, %(p_dataset)s, %(p_cluster)s, %(p_status)s, %(p_window)s, "
+            "%(p_from)s, %(p_to)s)::text")
+    with psycopg.connect(db.url, autocommit=True) as first, psycopg.connect(db.url, autocommit=True) as second:
+        second.execute("SET DateStyle = 'SQL, DMY'; SET IntervalStyle = 'iso_8601'; SET TimeZone = 'America/Lima'")
+        token = json.loads(first.execute(call, {"token": None, **everything, **window}).fetchone()[0])["token"]
+        answer = json.loads(second.execute(call, {"token": token, **everything, **window}).fetchone()[0])
+    assert (answer["full"], answer["full_because"]) == (False, None)
