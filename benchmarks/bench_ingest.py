@@ -123,8 +123,8 @@ def copy_floor(url: str, paths: list[Path]) -> float:
 
 
 NEWLINE = b"\n"
-FINAL_TICKETS = ("COPY (SELECT ticket_id, raw, source_file, source_line, version_at FROM tickets.inc ORDER BY ticket_id) "
-                 "TO STDOUT")
+FINAL_TICKETS = ("COPY (SELECT ticket_id, raw, source_file, source_line, version_at FROM tickets.inc "
+                 "ORDER BY ticket_id) TO STDOUT")
 
 
 def final_tickets(url: str) -> bytes:
