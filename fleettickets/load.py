@@ -34,6 +34,7 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
     ticket_id     text,
     raw           text,
     updated_text  text,
+    updated_at    timestamptz GENERATED ALWAYS AS (tickets.eat_ts(updated_text)) STORED,
     reject_reason text,
     raw_text      text
 );
@@ -54,10 +55,11 @@ COPY_INTO_STAGE = ("COPY ingest_stage (seq, file_no, line, ticket_id, raw, updat
 
 # Staged rows keep raw as the reader wrote it (JSON text) and its source_updated_at beside it: only the version a
 # batch keeps of each ticket is parsed into jsonb (latest, below), a third of the rows staged in a replay, and the
-# fold sorts narrow rows. Every staged row's version instant is computed once (eat_ts of the same text
-# raw->>'source_updated_at' would give); the fold and the batch's counts all read it.
+# fold sorts narrow rows. Every staged row's instant (eat_ts of the text raw->>'source_updated_at' would give) is
+# computed once, by the server while the COPY streams in (it waits on the reader's parsing meanwhile); the fold
+# and the batch's counts all read it.
 STAGED = """
-SELECT s.seq, s.file_no, s.ticket_id, s.line, tickets.eat_ts(s.updated_text) AS updated_at
+SELECT s.seq, s.file_no, s.ticket_id, s.line, s.updated_at
 FROM ingest_stage AS s
 WHERE s.reject_reason IS NULL
 """
