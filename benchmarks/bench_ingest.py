@@ -124,6 +124,32 @@ def copy_floor(url: str, paths: list[Path]) -> float:
         return time.perf_counter() - started
 
 
+NEWLINE = b"\n"
+FINAL_TICKETS = ("COPY (SELECT ticket_id, raw, source_file, source_line, version_at FROM tickets.inc "
+                 "ORDER BY ticket_id) TO STDOUT")
+
+
+def final_tickets(url: str) -> bytes:
+    """The tickets a replay left, in COPY's text format: what the schema floor writes."""
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SET timezone = 'UTC'")
+        with cur.copy(FINAL_TICKETS) as copy:
+            return b"".join(bytes(chunk) for chunk in copy)
+
+
+def schema_floor(url: str, tickets: bytes) -> float:
+    """This schema's own write floor: the replay's final tickets alone, COPYed into the real tickets.inc (its
+    geom trigger, generated columns, indexes and WAL) in one transaction on a fresh database, commit included."""
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SET timezone = 'UTC'")
+        conn.commit()
+        started = time.perf_counter()
+        with cur.copy("COPY tickets.inc (ticket_id, raw, source_file, source_line, version_at) FROM STDIN") as copy:
+            copy.write(tickets)
+        conn.commit()
+        return time.perf_counter() - started
+
+
 def run_ingest(env: dict[str, str], *args: str) -> float:
     """Wall time of one ingest process, start to exit."""
     started = time.perf_counter()
@@ -197,10 +223,20 @@ def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) ->
         return run_ingest(env, "--inc-csv", *map(str, paths))
 
     if args.batch_sweep:
-        print(f"COPY floor {floor:.2f} s")
+        # Replay and schema floor alternate, so that a noisy neighbour weighs on both alike.
+        replay_local()
+        tickets = final_tickets(bench.url("fleettickets_bench"))
+        print(f"COPY floor {floor:.2f} s; schema floor writes {tickets.count(NEWLINE):,} tickets")
         for size in args.batch_sweep.split(","):
-            took = median_of(args.repeat, lambda size=size: replay_local(size))
-            print(f"full replay, batches of {size:>3} files: {took:6.2f} s  {took / floor:5.1f}x the floor")
+            pairs = []
+            for _ in range(args.repeat):
+                took = replay_local(size)
+                pairs.append((took, schema_floor(bench.fresh(), tickets)))
+            ratios = sorted(took / own for took, own in pairs)
+            took, own = (statistics.median(p[i] for p in pairs) for i in (0, 1))
+            print(f"full replay, batches of {size:>3} files: {took:6.2f} s  {took / floor:5.1f}x the COPY floor; "
+                  f"schema floor {own:5.2f} s; replay/schema floor {statistics.median(ratios):.2f}x "
+                  f"({ratios[0]:.2f}-{ratios[-1]:.2f} over {len(ratios)})")
         return 0
 
     local = median_of(args.repeat, replay_local)

@@ -120,8 +120,8 @@ class FileCounts:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-StagedRow = tuple[int, str | None, str | None, str | None, str | None]
-"""(line, ticket_id, raw json, reject reason, raw text): the staging table's columns."""
+StagedRow = tuple[int, str | None, str | None, str | None, str | None, str | None]
+"""(line, ticket_id, raw json, raw's source_updated_at, reject reason, raw text): the staging table's columns."""
 
 
 def _as_csv_line(fields: list[str]) -> str:
@@ -294,7 +294,7 @@ class ChangeFile:
             reason = "NUL character in a field"
         if reason:
             counts.rows_rejected += 1
-            yield (line, storable(ticket_id[:200]) or None, None, reason, _as_csv_line(fields))
+            yield (line, storable(ticket_id[:200]) or None, None, None, reason, _as_csv_line(fields))
             return
         if layout.alarm is not None and fields[layout.alarm].strip().lower() in ALARM_SPELLINGS:
             counts.alarms_dropped += 1
@@ -306,7 +306,7 @@ class ChangeFile:
             if raw.get(name) is not None:
                 raw[name] = clean(raw[name])
         counts.staged += 1
-        yield (line, ticket_id, orjson.dumps(raw).decode(), None, None)
+        yield (line, ticket_id, orjson.dumps(raw).decode(), raw.get("source_updated_at"), None, None)
 
 
 def _size(limit: int) -> str:

@@ -68,7 +68,7 @@ VARIABLES = (
     Variable("FLEETTICKETS_BATCH_FILES", "waiting change files applied together in one transaction, each ticket "
              "written once", default="50", in_env_example=False),
     Variable("FLEETTICKETS_BATCH_BYTES", "a batch takes no further file once its files add up to this many bytes",
-             default="67108864", in_env_example=False),
+             default="134217728", in_env_example=False),
     Variable("FLEETTICKETS_RUN_TIMEOUT", "seconds after which an ingest run starts no new file (the rest wait for "
              "the next run); well under the 20-minute schedule", default="900"),
     Variable("FLEETTICKETS_OBJECT_TIMEOUT", "seconds one change file may take to read from the bucket before it is "

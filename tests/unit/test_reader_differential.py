@@ -28,7 +28,7 @@ def read_engine(content: bytes):
     change_file = ChangeFile(io.BytesIO(content), "generated.csv", PATTERN, "INC + 12 digits")
     staged, rejected_lines = [], []
     try:
-        for line, ticket_id, raw, reason, _raw_text in change_file.rows():
+        for line, ticket_id, raw, _updated, reason, _raw_text in change_file.rows():
             if reason is None:
                 staged.append((line, ticket_id, orjson.loads(raw)))
             else:
