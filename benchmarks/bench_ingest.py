@@ -29,10 +29,11 @@ import psycopg
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import devstack  # noqa: E402
 from fleettickets import schema  # noqa: E402
+from support import releases  # noqa: E402
 
 COLUMNS = (
     "ticket_id", "raw_status", "normalized_status", "bucket", "is_actionable", "cluster", "region", "location_name",
@@ -112,6 +113,32 @@ class Bench:
         return self.url(name)
 
 
+class PreviousRelease:
+    """The last landed release (tests/support/releases.py's PREVIOUS_RELEASE), built from git history in a
+    temporary checkout: its own code, migrated by its own runner, replaying the same files."""
+
+    def __init__(self, bench: Bench, work: Path) -> None:
+        self.commit = releases.PREVIOUS_RELEASE
+        self.tree = releases.checkout(self.commit, work / "previous-release")
+        self.bench = bench
+        self.template = "fleettickets_bench_previous_template"
+        with psycopg.connect(bench.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.template)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.template)))
+        migrated = releases.migrate_with(self.tree, bench.url(self.template))
+        if migrated.returncode != 0:
+            raise SystemExit(f"the previous release's migrations failed: {migrated.stderr.strip()}")
+
+    def replay(self, paths: list[Path], env: dict[str, str] | None = None) -> float:
+        name = "fleettickets_bench_previous"
+        with psycopg.connect(self.bench.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
+                                                                          sql.Identifier(self.template)))
+        return run_ingest({"DATABASE_URL": self.bench.url(name), **(env or {})}, "--inc-csv", *map(str, paths),
+                          tree=self.tree)
+
+
 def copy_floor(url: str, paths: list[Path]) -> float:
     """PostgreSQL's own floor: COPY the raw CSVs into an UNLOGGED table of 32 text columns."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -150,10 +177,10 @@ def schema_floor(url: str, tickets: bytes) -> float:
         return time.perf_counter() - started
 
 
-def run_ingest(env: dict[str, str], *args: str) -> float:
-    """Wall time of one ingest process, start to exit."""
+def run_ingest(env: dict[str, str], *args: str, tree: Path = ROOT) -> float:
+    """Wall time of one ingest process (of this tree, or another release's), start to exit."""
     started = time.perf_counter()
-    process = subprocess.run([sys.executable, "-m", "inc.import_inc", *args, "--apply"], cwd=ROOT,
+    process = subprocess.run([sys.executable, "-m", "inc.import_inc", *args, "--apply"], cwd=tree,
                              env={**os.environ, **env}, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if process.returncode != 0:
@@ -222,24 +249,33 @@ def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) ->
         env = {"DATABASE_URL": bench.fresh(), **({"FLEETTICKETS_BATCH_FILES": batch_files} if batch_files else {})}
         return run_ingest(env, "--inc-csv", *map(str, paths))
 
+    previous = PreviousRelease(bench, work)
+    replay_local()
+    tickets = final_tickets(bench.url("fleettickets_bench"))
+    print(f"COPY floor {floor:.2f} s; schema floor writes {tickets.count(NEWLINE):,} tickets; previous release "
+          f"{previous.commit[:7]}")
+
+    def compared(batch_files: str | None = None) -> tuple[float, str]:
+        """The replay against the schema floor and the previous release's replay, the three alternating so
+        that a noisy neighbour weighs on all alike: the median time, and the ratios' medians and spreads."""
+        env = {"FLEETTICKETS_BATCH_FILES": batch_files} if batch_files else {}
+        runs = [(replay_local(batch_files), schema_floor(bench.fresh(), tickets), previous.replay(paths, env))
+                for _ in range(args.repeat)]
+        took = statistics.median(run[0] for run in runs)
+        said = []
+        for name, index in (("schema floor", 1), ("previous release", 2)):
+            ratios = sorted(run[0] / run[index] for run in runs)
+            said.append(f"{statistics.median(ratios):.2f}x the {name} ({ratios[0]:.2f}-{ratios[-1]:.2f})")
+        return took, "; ".join(said)
+
     if args.batch_sweep:
-        # Replay and schema floor alternate, so that a noisy neighbour weighs on both alike.
-        replay_local()
-        tickets = final_tickets(bench.url("fleettickets_bench"))
-        print(f"COPY floor {floor:.2f} s; schema floor writes {tickets.count(NEWLINE):,} tickets")
         for size in args.batch_sweep.split(","):
-            pairs = []
-            for _ in range(args.repeat):
-                took = replay_local(size)
-                pairs.append((took, schema_floor(bench.fresh(), tickets)))
-            ratios = sorted(took / own for took, own in pairs)
-            took, own = (statistics.median(p[i] for p in pairs) for i in (0, 1))
+            took, said = compared(size)
             print(f"full replay, batches of {size:>3} files: {took:6.2f} s  {took / floor:5.1f}x the COPY floor; "
-                  f"schema floor {own:5.2f} s; replay/schema floor {statistics.median(ratios):.2f}x "
-                  f"({ratios[0]:.2f}-{ratios[-1]:.2f} over {len(ratios)})")
+                  f"{said} over {args.repeat} runs")
         return 0
 
-    local = median_of(args.repeat, replay_local)
+    local, against = compared()
     alone = median_of(args.repeat, lambda: replay_local("1"))
     replay_rss = peak_rss({"DATABASE_URL": bench.fresh()}, "--inc-csv", *map(str, paths))
 
@@ -294,6 +330,7 @@ def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) ->
         ("COPY floor (UNLOGGED, 32 text columns)", f"{total_rows / floor:,.0f} rows/s", f"{floor:.2f} s", "1.0x"),
         ("full replay, local files, batched", f"{total_rows / local:,.0f} rows/s", f"{local:.2f} s",
          f"{local / floor:.1f}x; target <= 10x"),
+        ("  the same replay against", "", "", f"{against}; targets <= 1.5x, <= 1.0x"),
         ("full replay, local files, one file a batch", f"{total_rows / alone:,.0f} rows/s", f"{alone:.2f} s",
          f"{alone / floor:.1f}x"),
         ("full replay from S3 (loopback), batched", f"{total_rows / from_s3:,.0f} rows/s", f"{from_s3:.2f} s",

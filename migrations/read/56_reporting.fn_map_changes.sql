@@ -6,12 +6,14 @@
 -- clock alone is compared at the token's instant and now: a breach that flipped, a closure that entered or left
 -- the window. What a row version cannot show (a deleted ticket, changed SLA rules or aliases, a deploy of the
 -- read layer, a restarted or restored server) changes the token's basis, and the answer is the whole map again.
+-- Planned with each call's values (plan_cache_mode): a plan kept for any token would read every ticket to send
+-- the few changed ones, where the call's own plan fetches them by their keys.
 CREATE OR REPLACE FUNCTION reporting.fn_map_changes(p_token text DEFAULT NULL, p_dataset text DEFAULT NULL,
                                                     p_cluster text DEFAULT NULL, p_status text DEFAULT NULL,
                                                     p_window text DEFAULT '24h', p_from timestamptz DEFAULT NULL,
                                                     p_to timestamptz DEFAULT NULL) RETURNS json
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC'
-SET max_parallel_workers_per_gather = 0 AS $$
+SET max_parallel_workers_per_gather = 0 SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     now_at timestamptz := tickets.clock();
     oldest_running xid8 := pg_snapshot_xmin(pg_current_snapshot());
