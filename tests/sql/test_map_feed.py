@@ -230,3 +230,28 @@ def test_a_token_is_answered_from_in_a_session_of_other_date_and_time_settings(d
         token = json.loads(first.execute(call, {"token": None, **everything, **window}).fetchone()[0])["token"]
         answer = json.loads(second.execute(call, {"token": token, **everything, **window}).fetchone()[0])
     assert (answer["full"], answer["full_because"]) == (False, None)
+
+
+def test_a_write_committed_after_the_token_by_a_transaction_begun_before_it_is_sent(db, run_import, tmp_path):
+    """The order a sequence or a clock would get wrong: a run's transaction takes its id, the client's token is
+    made while it is still open, and it commits after; the next answer carries its tickets."""
+    ingest(run_import, tmp_path, "inc", ticket_fields("INC000000000001", wall(START)))
+    everything = {"p_dataset": None, "p_cluster": None, "p_status": None, "p_window": "24h"}
+    with psycopg.connect(db.url) as run, psycopg.connect(db.url, autocommit=True) as client:
+        run.execute("UPDATE tickets.inc SET raw = raw || '{\"owner\": \"okamau\"}'")  # begun, not committed
+        first = feed(client, START, None, everything)
+        assert first["features"][0]["properties"]["owner"] != "okamau"
+        run.commit()
+        later = feed(client, START, first["token"], everything)
+    assert [f["properties"]["owner"] for f in later["features"]] == ["okamau"]
+
+
+def test_a_token_from_before_a_server_restart_is_answered_whole(db, pg_cluster):
+    if pg_cluster is None:
+        pytest.skip("the server is DATABASE_URL's, not the session's own")
+    everything = {"p_dataset": None, "p_cluster": None, "p_status": None, "p_window": "24h"}
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        token = feed(conn, START, None, everything)["token"]
+    pg_cluster.restart(durable=False)
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        assert "reset since" in feed(conn, START, token, everything)["full_because"]
