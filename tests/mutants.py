@@ -124,6 +124,23 @@ MUTANTS = (
     Mutant("an archived copy skips the time checks", "fleettickets/plan.py",
            "        if kind is sourcetime.KeyKind.CHANGE_FILE:\n            named.append((key, obj))",
            "        if True:\n            named.append((key, obj))", ("tests/engine/test_catch_up.py",)),
+    # The map feed's edges, written from its contract (docs/dashboard-api-contract.md).
+    Mutant("a breach the clock alone flipped is not sent", "migrations/read/56_reporting.fn_map_changes.sql",
+           "IS DISTINCT FROM (now_at - tickets.sla_start(s.start_columns, r.created_at_service,",
+           "IS DISTINCT FROM (since_at - tickets.sla_start(s.start_columns, r.created_at_service,",
+           ("tests/sql/test_map_feed.py::test_the_clock_alone_sends_a_breach_that_flipped_and_a_closure_that_left_"
+            "the_window",)),
+    Mutant("changes counted from the token's newest transaction, not its oldest running",
+           "migrations/read/56_reporting.fn_map_changes.sql",
+           "'token', concat_ws('.', 'm1', basis, oldest_running,",
+           "'token', concat_ws('.', 'm1', basis, pg_snapshot_xmax(pg_current_snapshot()),",
+           ("tests/sql/test_map_feed.py::test_a_write_committed_after_the_token_by_a_transaction_begun_before_it_is_"
+            "sent",)),
+    Mutant("a closure leaving the window is not looked for", "migrations/read/56_reporting.fn_map_changes.sql",
+           "AND (w.closed_at <@ window_then) IS DISTINCT FROM (w.closed_at <@ window_now)) AS c;",
+           "AND false) AS c;",
+           ("tests/sql/test_map_feed.py::test_the_clock_alone_sends_a_breach_that_flipped_and_a_closure_that_left_"
+            "the_window",)),
     Mutant("the snapshot day starts at UTC midnight", "migrations/read/30_tickets.capture_history.sql",
            "    today date := (tickets.clock() AT TIME ZONE 'Africa/Nairobi')::date;",
            "    today date := (tickets.clock() AT TIME ZONE 'UTC')::date;", ("tests/engine/test_history.py",)),
