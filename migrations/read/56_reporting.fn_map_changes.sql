@@ -46,7 +46,7 @@ BEGIN
     IF p_token IS NULL THEN
         full_because := 'no token';
     ELSE
-        parts := regexp_match(p_token, '^m1\.([0-9a-f]{32})\.([0-9]{1,20})\.(-?[0-9]{1,20})$');
+        parts := regexp_match(p_token, '^m1\.([0-9a-f]{32})\.([0-9]{1,20})\.([0-9]{1,17})$');  -- 17 digits: before year 5000
         IF parts IS NULL THEN
             RAISE EXCEPTION 'p_token must be a token this function returned, or NULL for the whole map (got %)',
                 tickets.quoted_argument(p_token) USING ERRCODE = 'invalid_parameter_value';
@@ -82,7 +82,7 @@ BEGIN
                     FROM tickets.crq) AS r
               LEFT JOIN tickets.sla_settings AS s ON s.dataset = r.dataset
               WHERE (p_dataset IS NULL OR r.dataset = p_dataset)
-                AND (age(r.row_version) <@ int4range(0, written_since, '[]')  -- negative: wrapped, older still
+                AND (age(r.row_version)::bigint <@ int8range(0, written_since, '[]')  -- negative: wrapped, older still
                      OR (r.bucket = 'open'
                          AND (since_at - tickets.sla_start(s.start_columns, r.created_at_service, r.scheduled_at,
                                                            r.first_seen_at, r.source_created_at) > s.target)

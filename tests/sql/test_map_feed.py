@@ -214,8 +214,15 @@ def test_a_token_is_answered_whole_after_a_deploy_or_from_a_later_clock_and_refu
         dashboard.write_text(dashboard.read_text() + "-- a comment changed: the file alone is re-applied\n")
         assert schema.main(["--dir", str(migrations_copy)]) == 0
         assert "reset since" in feed(conn, START, token, everything)["full_because"]
+        basis, xid, instant = token.split(".")[1:]
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="p_token must be a token this function"):
             feed(conn, START, token[:-1] + "x", everything)
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="p_token must be a token this function"):
+            feed(conn, START, f"m1.{basis}.{xid}.{'9' * 20}", everything)  # an instant past any timestamp
+        fresh = feed(conn, START, None, everything)["token"]
+        basis = fresh.split(".")[1]
+        assert feed(conn, START, f"m1.{basis}.3.{instant}", everything)["left"] == []  # from the first id on
+        assert "later instant" in feed(conn, START, f"m1.{basis}.{'9' * 20}.{instant}", everything)["full_because"]
 
 
 def test_a_token_is_answered_from_in_a_session_of_other_date_and_time_settings(db):
