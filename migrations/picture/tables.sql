@@ -83,7 +83,7 @@ CREATE INDEX crq_normalized_status_idx ON tickets.crq USING btree (normalized_st
 CREATE INDEX crq_open_actionable_geog_idx ON tickets.crq USING gist (geog) WHERE ((bucket = 'open'::text) AND is_actionable);
 CREATE INDEX crq_open_cluster_key_idx ON tickets.crq USING btree (tickets.cluster_key(cluster)) WHERE (bucket = 'open'::text);
 CREATE INDEX crq_source_updated_at_idx ON tickets.crq USING btree (source_updated_at);
-CREATE TRIGGER crq_map_feed_generation AFTER DELETE OR TRUNCATE ON tickets.crq FOR EACH STATEMENT EXECUTE FUNCTION tickets.next_map_feed_generation();
+CREATE TRIGGER crq_map_feed_generation AFTER DELETE OR UPDATE OF ticket_id OR TRUNCATE ON tickets.crq FOR EACH STATEMENT EXECUTE FUNCTION tickets.next_map_feed_generation();
 CREATE TRIGGER crq_resolve_geom_on_insert BEFORE INSERT ON tickets.crq FOR EACH ROW EXECUTE FUNCTION tickets.set_ticket_geom();
 CREATE TRIGGER crq_resolve_geom_on_update BEFORE UPDATE OF raw ON tickets.crq FOR EACH ROW WHEN ((((((old.raw ->> 'cluster'::text) IS DISTINCT FROM (new.raw ->> 'cluster'::text)) OR ((old.raw ->> 'location_name'::text) IS DISTINCT FROM (new.raw ->> 'location_name'::text))) OR ((old.raw ->> 'latitude'::text) IS DISTINCT FROM (new.raw ->> 'latitude'::text))) OR ((old.raw ->> 'longitude'::text) IS DISTINCT FROM (new.raw ->> 'longitude'::text)))) EXECUTE FUNCTION tickets.set_ticket_geom();
 COMMENT ON COLUMN tickets.crq.raw IS 'Cleaned source row, the source of truth; typed columns are generated from it.';
@@ -220,7 +220,7 @@ CREATE INDEX inc_normalized_status_idx ON tickets.inc USING btree (normalized_st
 CREATE INDEX inc_open_actionable_geog_idx ON tickets.inc USING gist (geog) WHERE ((bucket = 'open'::text) AND is_actionable);
 CREATE INDEX inc_open_cluster_key_idx ON tickets.inc USING btree (tickets.cluster_key(cluster)) WHERE (bucket = 'open'::text);
 CREATE INDEX inc_source_updated_at_idx ON tickets.inc USING btree (source_updated_at);
-CREATE TRIGGER inc_map_feed_generation AFTER DELETE OR TRUNCATE ON tickets.inc FOR EACH STATEMENT EXECUTE FUNCTION tickets.next_map_feed_generation();
+CREATE TRIGGER inc_map_feed_generation AFTER DELETE OR UPDATE OF ticket_id OR TRUNCATE ON tickets.inc FOR EACH STATEMENT EXECUTE FUNCTION tickets.next_map_feed_generation();
 CREATE TRIGGER inc_resolve_geom_on_insert BEFORE INSERT ON tickets.inc FOR EACH ROW EXECUTE FUNCTION tickets.set_ticket_geom();
 CREATE TRIGGER inc_resolve_geom_on_update BEFORE UPDATE OF raw ON tickets.inc FOR EACH ROW WHEN ((((((old.raw ->> 'cluster'::text) IS DISTINCT FROM (new.raw ->> 'cluster'::text)) OR ((old.raw ->> 'location_name'::text) IS DISTINCT FROM (new.raw ->> 'location_name'::text))) OR ((old.raw ->> 'latitude'::text) IS DISTINCT FROM (new.raw ->> 'latitude'::text))) OR ((old.raw ->> 'longitude'::text) IS DISTINCT FROM (new.raw ->> 'longitude'::text)))) EXECUTE FUNCTION tickets.set_ticket_geom();
 COMMENT ON COLUMN tickets.inc.raw IS 'Cleaned source row, the source of truth; typed columns are generated from it.';
@@ -298,7 +298,7 @@ CREATE TABLE tickets.map_feed_generation (
     CONSTRAINT map_feed_generation_one_row_check CHECK (one_row),
     CONSTRAINT map_feed_generation_pkey PRIMARY KEY (one_row)
 );
-COMMENT ON TABLE tickets.map_feed_generation IS 'One row: bumped by a ticket deleted or truncated and by any change to sla_settings or cluster_aliases; the map feed answers a token of an earlier generation with the full map (docs/dashboard-api-contract.md).';
+COMMENT ON TABLE tickets.map_feed_generation IS 'One row: bumped by a ticket deleted, renamed or truncated and by any change to sla_settings or cluster_aliases; the map feed answers a token of an earlier generation with the full map (docs/dashboard-api-contract.md).';
 
 CREATE TABLE tickets.read_gate (
 

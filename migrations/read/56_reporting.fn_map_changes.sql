@@ -31,13 +31,15 @@ DECLARE
     result json;
 BEGIN
     PERFORM FROM tickets.read_gate;  -- first: a deploy's one lock order (migrations/read/README.md)
-    IF p_dataset IS NOT NULL THEN
-        PERFORM tickets.known_dataset(p_dataset);
+    IF p_dataset IS DISTINCT FROM 'inc' AND p_dataset IS DISTINCT FROM 'crq' AND p_dataset IS NOT NULL THEN
+        RAISE EXCEPTION 'p_dataset must be inc, crq, or NULL for both (got %)', tickets.quoted_argument(p_dataset)
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     window_now := tickets.window_at(p_window, p_from, p_to, now_at);
     -- What a token shares with the call it came from, else it cannot be answered from.
     -- Instants as epochs: their text would follow the caller's DateStyle, and a token must not.
     basis := md5(concat_ws('|', 'map feed 1', extract(epoch FROM pg_postmaster_start_time()),
+                           (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database()),  -- a restore
                            (SELECT generation FROM tickets.map_feed_generation),
                            (SELECT extract(epoch FROM max(applied_at)) FROM tickets.schema_read_layer),
                            (SELECT max(name) FROM tickets.schema_migrations),  -- any deploy that changed something
@@ -55,9 +57,9 @@ BEGIN
         since_at := to_timestamp(0) + parts[3]::bigint * interval '1 microsecond';
         IF parts[1] <> basis THEN
             full_because := 'the token is from other filters, or the map was reset since (a deploy, a server '
-                            'restart, a deleted ticket, changed SLA rules or cluster aliases)';
+                            'restart or restore, a deleted or renamed ticket, changed SLA rules or cluster aliases)';
         ELSIF since_at > now_at OR since_xid > newest_seen THEN
-            full_because := 'the token is from a later instant than this call''s clock';
+            full_because := 'the token is from later than this call (its clock, or its transactions)';
         ELSIF newest_seen - since_xid >= 1000000000 THEN
             full_because := 'the token is too old: over a billion transactions ago';
         END IF;

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from fleettickets import geocoding, schema
-from support.stack import TestDatabase
+from support.stack import TestDatabase, create_database, drop_database
 from support.streamdata import csv_text, ticket_fields
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,7 +147,7 @@ def run_feed_machine(db: TestDatabase, run_import, tmp_path: Path) -> None:
             self.now += dt.timedelta(minutes=minutes)
 
         # Rarer than the rest, as in the field: each resets the map (the filters, or what a row cannot show).
-        @rule(act=st.sampled_from([None] * 5 + ["filters", "delete", "alias"]), filters=FILTERS,
+        @rule(act=st.sampled_from([None] * 5 + ["filters", "delete", "rename", "alias"]), filters=FILTERS,
               dataset=st.sampled_from(["inc", "crq"]))
         def the_operator_or_the_client_acts(self, act, filters, dataset):
             if act == "filters" and filters != self.filters:
@@ -156,6 +156,9 @@ def run_feed_machine(db: TestDatabase, run_import, tmp_path: Path) -> None:
             elif act == "delete":
                 db.execute(f"DELETE FROM tickets.{dataset} WHERE ticket_id = "
                            f"(SELECT min(ticket_id) FROM tickets.{dataset})")
+            elif act == "rename":
+                db.execute(f"UPDATE tickets.{dataset} SET ticket_id = ticket_id || '9' WHERE ticket_id = "
+                           f"(SELECT max(ticket_id) FROM tickets.{dataset}) AND length(ticket_id) = 15")
             elif act == "alias":
                 db.execute("INSERT INTO tickets.cluster_aliases (alias, cluster) VALUES ('Karen', 'Karen Estate') "
                            "ON CONFLICT (alias) DO UPDATE SET cluster = CASE WHEN cluster_aliases.cluster = "
@@ -209,7 +212,8 @@ def test_a_token_is_answered_whole_after_a_deploy_or_from_a_later_clock_and_refu
     with psycopg.connect(db.url, autocommit=True) as conn:
         token = feed(conn, START, None, everything)["token"]
         assert not feed(conn, START, token, everything)["full"]
-        assert "later instant" in feed(conn, START - dt.timedelta(seconds=1), token, everything)["full_because"]
+        earlier = feed(conn, START - dt.timedelta(seconds=1), token, everything)
+        assert "from later than this call" in earlier["full_because"]
         dashboard = migrations_copy / "read" / "51_reporting.fn_inc_dashboard.sql"
         dashboard.write_text(dashboard.read_text() + "-- a comment changed: the file alone is re-applied\n")
         assert schema.main(["--dir", str(migrations_copy)]) == 0
@@ -217,12 +221,16 @@ def test_a_token_is_answered_whole_after_a_deploy_or_from_a_later_clock_and_refu
         basis, xid, instant = token.split(".")[1:]
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="p_token must be a token this function"):
             feed(conn, START, token[:-1] + "x", everything)
+        with pytest.raises(psycopg.errors.InvalidParameterValue,
+                           match=r"p_dataset must be inc, crq, or NULL for both \(got 'INC'\)"):
+            feed(conn, START, None, {**everything, "p_dataset": "INC"})
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="p_token must be a token this function"):
             feed(conn, START, f"m1.{basis}.{xid}.{'9' * 20}", everything)  # an instant past any timestamp
         fresh = feed(conn, START, None, everything)["token"]
         basis = fresh.split(".")[1]
         assert feed(conn, START, f"m1.{basis}.3.{instant}", everything)["left"] == []  # from the first id on
-        assert "later instant" in feed(conn, START, f"m1.{basis}.{'9' * 20}.{instant}", everything)["full_because"]
+        ahead = feed(conn, START, f"m1.{basis}.{'9' * 20}.{instant}", everything)
+        assert "from later than this call" in ahead["full_because"]
 
 
 def test_a_token_is_answered_from_in_a_session_of_other_date_and_time_settings(db):
@@ -254,6 +262,20 @@ def test_a_write_committed_after_the_token_by_a_transaction_begun_before_it_is_s
         later = feed(client, START, first["token"], everything)
     sent = {f["id"]: f["properties"]["owner"] for f in later["features"]}
     assert sent["inc:INC000000000001"] == "okamau"  # the CRQ may be sent again, unchanged: it was in flight too
+
+
+def test_a_token_from_another_database_is_answered_whole(db, pg_admin_url):
+    """A restore into a new database (pg_restore) brings the same schema and rows under other row versions: a
+    client holding a ticket the dump does not have would keep it. Both databases here come from one template."""
+    everything = {"p_dataset": None, "p_cluster": None, "p_status": None, "p_window": "24h"}
+    restored = create_database(pg_admin_url)
+    try:
+        with psycopg.connect(db.url, autocommit=True) as conn:
+            token = feed(conn, START, None, everything)["token"]
+        with psycopg.connect(restored.url, autocommit=True) as conn:
+            assert "reset since" in feed(conn, START, token, everything)["full_because"]
+    finally:
+        drop_database(pg_admin_url, restored.name)
 
 
 def test_a_token_from_before_a_server_restart_is_answered_whole(db, pg_cluster):
