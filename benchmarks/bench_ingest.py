@@ -105,11 +105,12 @@ class Bench:
     def url(self, name: str) -> str:
         return psycopg.conninfo.make_conninfo(self.admin_url, dbname=name)
 
-    def fresh(self, name: str = "fleettickets_bench") -> str:
+    def fresh(self, name: str = "fleettickets_bench", template: str | None = None) -> str:
+        """A new database `name`, made from this tree's migrated template or from `template`."""
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
-                                                                          sql.Identifier(self.template)))
+                                                                          sql.Identifier(template or self.template)))
         return self.url(name)
 
 
@@ -130,13 +131,8 @@ class PreviousRelease:
             raise SystemExit(f"the previous release's migrations failed: {migrated.stderr.strip()}")
 
     def replay(self, paths: list[Path], env: dict[str, str] | None = None) -> float:
-        name = "fleettickets_bench_previous"
-        with psycopg.connect(self.bench.admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
-                                                                          sql.Identifier(self.template)))
-        return run_ingest({"DATABASE_URL": self.bench.url(name), **(env or {})}, "--inc-csv", *map(str, paths),
-                          tree=self.tree)
+        url = self.bench.fresh("fleettickets_bench_previous", template=self.template)
+        return run_ingest({"DATABASE_URL": url, **(env or {})}, "--inc-csv", *map(str, paths), tree=self.tree)
 
 
 def copy_floor(url: str, paths: list[Path]) -> float:
@@ -474,16 +470,21 @@ def explain_ms(conn: psycopg.Connection, query: str, repeat: int) -> float:
     return statistics.median(timings)
 
 
+def load_bad_week(conn: psycopg.Connection, args: argparse.Namespace) -> None:
+    """BAD_WEEK's tickets, scaled to --dashboard-tickets, each placed at its cluster's centroid."""
+    for part in BAD_WEEK:
+        scaled = {**part, "tickets": max(part["tickets"] * args.dashboard_tickets // 50_000, 10)}
+        conn.execute(DASHBOARD_TICKETS.replace("lpad(n::text", "lpad((n + %(first)s)::text"), scaled)
+    conn.execute("INSERT INTO tickets.geo_clusters (cluster, lat, lon, status) "
+                 "SELECT DISTINCT tickets.canonical_cluster(cluster), -1.28, 36.8, 'ok' FROM tickets.inc")
+    conn.execute("SELECT tickets.resolve_ticket_geoms()")
+
+
 def dashboard_bad_week(bench: Bench, args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
     """fn_inc_dashboard on a bad week against the floor of serializing the same features, filtered and not."""
     url = bench.fresh("fleettickets_bench_bad_week")
     with psycopg.connect(url, autocommit=True) as conn:
-        for part in BAD_WEEK:
-            scaled = {**part, "tickets": max(part["tickets"] * args.dashboard_tickets // 50_000, 10)}
-            conn.execute(DASHBOARD_TICKETS.replace("lpad(n::text", "lpad((n + %(first)s)::text"), scaled)
-        conn.execute("INSERT INTO tickets.geo_clusters (cluster, lat, lon, status) "
-                     "SELECT DISTINCT tickets.canonical_cluster(cluster), -1.28, 36.8, 'ok' FROM tickets.inc")
-        conn.execute("SELECT tickets.resolve_ticket_geoms()")
+        load_bad_week(conn, args)
         # History as production has it: every closure has its event, which the
         # dashboard's by_team/by_owner credit. The first capture records them all.
         started = time.perf_counter()
@@ -528,12 +529,7 @@ def map_feed_bad_week(bench: Bench, args: argparse.Namespace, work: Path) -> lis
     keeps (migration 26's triggers; the feed reads each row's xmin, which every write makes anyway)."""
     url = bench.fresh("fleettickets_bench_map_feed")
     with psycopg.connect(url, autocommit=True) as conn:
-        for part in BAD_WEEK:
-            scaled = {**part, "tickets": max(part["tickets"] * args.dashboard_tickets // 50_000, 10)}
-            conn.execute(DASHBOARD_TICKETS.replace("lpad(n::text", "lpad((n + %(first)s)::text"), scaled)
-        conn.execute("INSERT INTO tickets.geo_clusters (cluster, lat, lon, status) "
-                     "SELECT DISTINCT tickets.canonical_cluster(cluster), -1.28, 36.8, 'ok' FROM tickets.inc")
-        conn.execute("SELECT tickets.resolve_ticket_geoms()")
+        load_bad_week(conn, args)
         conn.execute("SELECT tickets.capture_history('inc')")
         conn.execute("VACUUM ANALYZE tickets.inc")
         # A typical run: 40 tickets, 30 of them open ones moving on (owner, status), 10 new.
