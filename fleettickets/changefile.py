@@ -219,8 +219,8 @@ class ChangeFile:
             elif layout is None:
                 layout = _Layout(self._columns(fields))
                 self._record_limit = MAX_RECORD_BYTES
-            else:
-                yield from self._row(line, fields, layout)
+            elif (row := self._row(line, fields, layout)) is not None:
+                yield row
         # No header at all (zero bytes, or only blank lines): a valid, empty change set.
         self._check_accounting(header_records=0 if layout is None else 1)
 
@@ -276,13 +276,14 @@ class ChangeFile:
             raise RejectedFile(self.source, line, f"column named twice in the header: {', '.join(duplicated)}")
         return columns
 
-    def _row(self, line: int, fields: list[str], layout: _Layout) -> Iterator[StagedRow]:
+    def _row(self, line: int, fields: list[str], layout: _Layout) -> StagedRow | None:
+        """The staging row of one record after the header, or None when a cleaning rule drops it."""
         counts = self.counts
         counts.rows_read += 1
         ticket_id = fields[layout.ticket].strip() if layout.ticket < len(fields) else ""
         if ticket_id.startswith(SENTINEL_PREFIX):
             counts.sentinels += 1
-            return
+            return None
         reason = None
         if len(fields) != layout.width:
             reason = f"{len(fields)} fields where the header has {layout.width}"
@@ -294,19 +295,18 @@ class ChangeFile:
             reason = "NUL character in a field"
         if reason:
             counts.rows_rejected += 1
-            yield (line, storable(ticket_id[:200]) or None, None, None, reason, _as_csv_line(fields))
-            return
+            return (line, storable(ticket_id[:200]) or None, None, None, reason, _as_csv_line(fields))
         if layout.alarm is not None and fields[layout.alarm].strip().lower() in ALARM_SPELLINGS:
             counts.alarms_dropped += 1
-            return
-        raw = dict(zip(layout.kept_names, [None if not value or value.isspace() else value
-                                           for value in layout.kept_values(fields)], strict=True))
+            return None
+        raw = {name: None if not value or value.isspace() else value
+               for name, value in zip(layout.kept_names, layout.kept_values(fields), strict=True)}
+        for name, clean in layout.cleaners:
+            if (value := raw[name]) is not None:
+                raw[name] = clean(value)
         raw["ticket_id"] = ticket_id
-        for name, clean in CLEANERS.items():
-            if raw.get(name) is not None:
-                raw[name] = clean(raw[name])
         counts.staged += 1
-        yield (line, ticket_id, orjson.dumps(raw).decode(), raw.get("source_updated_at"), None, None)
+        return (line, ticket_id, orjson.dumps(raw).decode(), raw.get("source_updated_at"), None, None)
 
 
 def _size(limit: int) -> str:
@@ -335,3 +335,4 @@ class _Layout:
         self.kept_names = [name for _, name in kept]
         getter = operator.itemgetter(*(index for index, _ in kept))
         self.kept_values = (lambda fields: [getter(fields)]) if len(kept) == 1 else getter
+        self.cleaners = [(name, CLEANERS[name]) for name in self.kept_names if name in CLEANERS]
