@@ -184,7 +184,8 @@ def run(args: argparse.Namespace, work: Path, bench: Bench, python: Path) -> int
     width = 40
     print(f"{'measure':{width}}  {'median':>9}  runs")
     for name, times, note in rows:
-        print(f"{name:{width}}  {statistics.median(times):7.2f} s  {' '.join(f'{t:.2f}' for t in times)}  {note}")
+        print(f"{name:{width}}  {statistics.median(times):7.2f} s  {' '.join(f'{t:.2f}' for t in times)}  "
+              f"{note}".rstrip())
     print(f"{'dlt / full replay':{width}}  {statistics.median(ratios):8.2f}x  {ratios[0]:.2f}-{ratios[-1]:.2f} "
           f"over {args.repeat} rounds; target >= 4x")
     print(FAIRNESS)
