@@ -12,6 +12,7 @@ them at the end. Figures are medians over --repeat runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -207,24 +208,38 @@ def main() -> int:
                         help="only the replay, once per batch size (FLEETTICKETS_BATCH_FILES), e.g. 1,5,10,20,40")
     args = parser.parse_args()
 
+    work = scratch()
+    with postgres_server(work) as admin:
+        moto = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p",
+                                 str(s3_port := devstack.free_port())], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            devstack.wait_for_port(s3_port)
+            return run(args, work, Bench(admin), f"http://127.0.0.1:{s3_port}")
+        finally:
+            moto.terminate()
+
+
+def scratch() -> Path:
+    """A fresh work directory for the data and the cluster."""
     work = Path(tempfile.mkdtemp(prefix="fleettickets-bench-"))
     work.chmod(0o755)  # the cluster runs as the postgres user when we are root
-    cluster = None
-    if not os.environ.get("DATABASE_URL"):
-        cluster = devstack.PgCluster(work / "pg", devstack.free_port())
-        cluster.init()
-        cluster.start()
-    admin = os.environ.get("DATABASE_URL") or cluster.url
-    moto = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p",
-                             str(s3_port := devstack.free_port())], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    return work
+
+
+@contextlib.contextmanager
+def postgres_server(work: Path) -> Iterator[str]:
+    """An admin URL that may create databases: DATABASE_URL, or a throwaway cluster under `work`, removed after."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    cluster = devstack.PgCluster(work / "pg", devstack.free_port())
+    cluster.init()
+    cluster.start()
     try:
-        devstack.wait_for_port(s3_port)
-        return run(args, work, Bench(admin), f"http://127.0.0.1:{s3_port}")
+        yield cluster.url
     finally:
-        moto.terminate()
-        if cluster:
-            cluster.remove()
+        cluster.remove()
 
 
 def run(args: argparse.Namespace, work: Path, bench: Bench, s3_endpoint: str) -> int:
