@@ -170,7 +170,7 @@ class ChangeFile:
     """The header has a tighter bound than the records after it."""
 
     def _text_lines(self) -> Iterator[str]:
-        """Physical lines, decoded one at a time so a decoding error names its line."""
+        """Physical lines, each bounded and counted as it is read, so an error names its line."""
         pending = b""
         first = True
         while True:
@@ -178,10 +178,26 @@ class ChangeFile:
             if not chunk:
                 break
             pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for raw_line in lines:
-                yield self._decode(raw_line + b"\n", first)
-                first = False
+            end = pending.rfind(b"\n") + 1
+            lines, pending = pending[:end], pending[end:]
+            if first and lines:  # the first line may open with a byte-order mark
+                opening = lines.find(b"\n") + 1
+                yield self._decode(lines[:opening], first)
+                lines, first = lines[opening:], False
+            if lines.isascii():
+                # The common case, decoded at once: a character is a byte, and no line can fail to decode.
+                if b"\x00" in lines:
+                    self._saw_nul = True  # rare: only then are fields searched for it
+                for line in lines.decode("ascii").split("\n")[:-1]:
+                    size = len(line) + 1
+                    if self._record_bytes + size > self._record_limit:
+                        self._bound_record(size)
+                    self._record_bytes += size
+                    self._line += 1
+                    yield line + "\n"
+            else:
+                for raw_line in lines.split(b"\n")[:-1]:
+                    yield self._decode(raw_line + b"\n", first=False)
             self._bound_record(len(pending))
         if pending:
             yield self._decode(pending, first)
