@@ -23,9 +23,21 @@ files = st.lists(st.lists(rows, min_size=0, max_size=6), min_size=2, max_size=5)
 afterwards = st.sampled_from(["run", "run", "wait", "replay", "reseed"])
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_interleaving_converges_to_the_reference_state(db, bucket, s3_server, run_import, monkeypatch, data):
+    converge(db, bucket, s3_server, run_import, monkeypatch, data)
+
+
+@pytest.mark.slow
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_interleaving_converges_to_the_reference_state_many_times(db, bucket, s3_server, run_import, monkeypatch,
+                                                                      data):
+    converge(db, bucket, s3_server, run_import, monkeypatch, data)
+
+
+def converge(db, bucket, s3_server, run_import, monkeypatch, data) -> None:
     reset_stack(db, bucket, s3_server)
     # Waiting files are applied in batches of this many (1: each alone), a ticket written once per batch.
     monkeypatch.setenv("FLEETTICKETS_BATCH_FILES", str(data.draw(st.integers(min_value=1, max_value=5),

@@ -37,6 +37,7 @@ def test_half_a_million_rows_apply_within_the_memory_ceiling(db, tmp_path):
     assert peak_mb < PEAK_RSS_LIMIT_MB, f"peak RSS {peak_mb:.0f} MB"
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_with_the_file(db, tmp_path):
     """120,000 rows are ~36 MB of CSV (and several times that as Python objects): holding even a third of the file
     would show. Streaming keeps the peak within a few MB of a 2,000-row file's."""

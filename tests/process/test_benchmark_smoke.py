@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_the_benchmark_runs_at_a_tiny_size_and_prints_its_table(pg_admin_url):
     result = subprocess.run(
         [sys.executable, "benchmarks/bench_ingest.py", "--files", "2", "--rows", "300", "--big-rows", "3000",

@@ -77,10 +77,15 @@ def by_id(answer: dict) -> dict[str, dict]:
 
 @pytest.mark.parametrize("seed", [0])
 def test_a_client_applying_change_answers_holds_exactly_the_full_map(db, run_import, tmp_path, seed):
-    run_feed_machine(db, run_import, tmp_path)
+    run_feed_machine(db, run_import, tmp_path, examples=10)
 
 
-def run_feed_machine(db: TestDatabase, run_import, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_a_client_applying_change_answers_holds_exactly_the_full_map_at_length(db, run_import, tmp_path):
+    run_feed_machine(db, run_import, tmp_path, examples=60)
+
+
+def run_feed_machine(db: TestDatabase, run_import, tmp_path: Path, examples: int) -> None:
     class FeedMachine(RuleBasedStateMachine):
         @initialize(filters=FILTERS, data=st.data())
         def start(self, filters, data):
@@ -173,7 +178,7 @@ def run_feed_machine(db: TestDatabase, run_import, tmp_path: Path) -> None:
             assert self.client.features == by_id(fresh)
 
     run_state_machine_as_test(FeedMachine, settings=settings(
-        max_examples=20, stateful_step_count=15, deadline=None,
+        max_examples=examples, stateful_step_count=15, deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]))
 
 
