@@ -67,6 +67,9 @@ MUTANTS = (
            ("tests/engine/test_version_order.py",)),
     Mutant("typed fields not trimmed", "fleettickets/changefile.py", "**dict.fromkeys(TYPED_FIELDS, str.strip)}",
            "}", ("tests/engine/test_version_order.py",)),
+    Mutant("a line of a plain chunk is not bounded", "fleettickets/changefile.py",
+           "                    if self._record_bytes + size > self._record_limit:\n"
+           "                        self._bound_record(size)\n", "", ("tests/unit/test_reader_limits.py",)),
     Mutant("a rewrite loses its tie", "fleettickets/load.py", "AND l.raw IS DISTINCT FROM t.raw)",
            "AND false)", ("tests/engine/test_version_order.py",)),
     Mutant("a put-back rejection is not retried", "fleettickets/plan.py", "            if not known.moved:",
