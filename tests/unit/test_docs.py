@@ -48,7 +48,7 @@ def test_only_the_settings_module_reads_the_environment():
 @pytest.mark.parametrize("path", ["Dockerfile", "run_ingest.sh", ".ci/run", "dev", "README.md"])
 def test_module_paths_named_in_scripts_exist(path):
     text = (ROOT / path).read_text()
-    modules = set(re.findall(r"-m ([a-z_]+(?:\.[a-z_]+)*)", text)) - {"pytest", "venv", "slow"}
+    modules = set(re.findall(r"-m ([a-z_]+(?:\.[a-z_]+)*)", text)) - {"pytest", "venv", "slow", "compileall"}
     scripts = set(re.findall(r"\b([a-z_]+\.(?:py|sh))\b", text))
     for module in modules:
         assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), f"{path} runs missing module {module}"
@@ -78,6 +78,11 @@ def test_the_image_holds_the_package_and_its_entrypoints_installed_from_the_hash
         command = (ROOT / lock).read_text().splitlines()[1]
         assert "--python-version 3.11 " in command and "--universal" in command, f"{lock} is compiled for 3.11 up"
     assert "pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock" in dockerfile
+    # Every run finds the package's bytecode, built by the image's own Python after the last COPY, as root.
+    lines = dockerfile.splitlines()
+    compiled = lines.index("RUN python -m compileall -q fleettickets inc crq")
+    last_copy = max(number for number, line in enumerate(lines) if line.startswith("COPY "))
+    assert last_copy < compiled < lines.index("USER fleettickets")
     lock = (ROOT / "requirements.lock").read_text()
     pinned = re.findall(r"^([a-z0-9_.-]+)==[^ ]+ \\$", lock, flags=re.M)
     assert {"boto3", "psycopg", "httpx", "orjson"} <= set(pinned)
