@@ -52,7 +52,8 @@ def record_of(size: int) -> bytes:
     return b'INC000000000002,"' + field + b'","' + field + b'","' + field + b"y" * rest + b'"\n'
 
 
-@pytest.mark.parametrize("lead", [0, READ_CHUNK_BYTES // 3], ids=["record-at-a-chunk-start", "record-mid-chunk"])
+@pytest.mark.parametrize("lead", [0, READ_CHUNK_BYTES // 3],
+                         ids=["record-after-the-header", "record-a-third-of-a-chunk-later"])
 @pytest.mark.parametrize(("extra", "rejected"), [(0, False), (1, True)], ids=["at-the-limit", "one-byte-over"])
 def test_a_record_is_bounded_to_the_byte_wherever_it_falls(lead, extra, rejected):
     record = record_of(MAX_RECORD_BYTES + extra)
