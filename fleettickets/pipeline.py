@@ -45,6 +45,8 @@ def ingest(dataset: Dataset, *, apply: bool, reseed: bool = False, local_files: 
     log = Log(dataset.name)
     limits = RunLimits.from_env()
     bucket = None if local_files else Bucket(BucketSettings.from_env())
+    for warning in limits.stall_warnings(bucket.object_timeout_s if bucket else None):
+        log.warn(warning)
     with database.connect(limits=limits) as conn:
         if not locks.try_lock(conn, dataset.name):
             stranger = locks.held_by_stranger(conn, dataset.name)

@@ -76,7 +76,8 @@ VARIABLES = (
     Variable("FLEETTICKETS_STATEMENT_TIMEOUT", "seconds one SQL statement of an ingest run may take", default="300"),
     Variable("FLEETTICKETS_DATABASE_STALL_TIMEOUT", "seconds a run waits for the database to answer one request "
              "before it takes the link for dead and ends; the server ends a run's session silent this long, and "
-             "its locks with it (above FLEETTICKETS_STATEMENT_TIMEOUT and FLEETTICKETS_OBJECT_TIMEOUT)",
+             "its locks with it; keep it above FLEETTICKETS_STATEMENT_TIMEOUT and FLEETTICKETS_OBJECT_TIMEOUT (a run "
+             "that starts otherwise says so)",
              default="360"),
     Variable("FLEETTICKETS_LOCK_TIMEOUT", "seconds an ingest run waits for a row or table lock another session holds",
              default="30"),
@@ -206,6 +207,16 @@ class RunLimits:
     lock_timeout_s: float
     stall_s: float
     """No request waits longer for the database's answer; the server ends a session of the run silent this long."""
+
+    def stall_warnings(self, object_timeout_s: float | None = None) -> list[str]:
+        """What is wrong with the stall bound beside the bounds it must stay above (None for a run without the
+        bucket): not fatal, but a long and healthy statement or read would end the run as a stalled link."""
+        below = [(name, seconds) for name, seconds in (("FLEETTICKETS_STATEMENT_TIMEOUT", self.statement_timeout_s),
+                                                       ("FLEETTICKETS_OBJECT_TIMEOUT", object_timeout_s))
+                 if seconds is not None and self.stall_s <= seconds]
+        return [f"FLEETTICKETS_DATABASE_STALL_TIMEOUT ({self.stall_s:g} s) is not above {name} ({seconds:g} s): a "
+                f"healthy wait longer than {self.stall_s:g} s will end the run as a stalled database link; set it "
+                "above both" for name, seconds in below]
 
     @classmethod
     def from_env(cls) -> RunLimits:

@@ -374,6 +374,26 @@ def test_the_lock_timeout_reaches_the_session(db, monkeypatch):
             conn.execute("SELECT pg_sleep(2)")
 
 
+@pytest.mark.parametrize(("stall", "warned"), [
+    ("5", ["FLEETTICKETS_STATEMENT_TIMEOUT (5 s)"]),
+    ("4", ["FLEETTICKETS_STATEMENT_TIMEOUT (5 s)", "FLEETTICKETS_OBJECT_TIMEOUT (4 s)"]),
+    ("5.5", []),
+], ids=["equal-to-the-statement-bound", "below-both", "above-both"])
+def test_a_stall_bound_not_above_the_bounds_it_must_exceed_is_named_at_the_run_start(db, bucket, run_import,
+                                                                                     monkeypatch, stall, warned):
+    """The settings say the stall bound must be above the statement and object bounds: else a long but healthy
+    statement or read ends the run as a "stalled link", which sends the operator after the network."""
+    monkeypatch.setenv("FLEETTICKETS_STATEMENT_TIMEOUT", "5")
+    monkeypatch.setenv("FLEETTICKETS_OBJECT_TIMEOUT", "4")
+    monkeypatch.setenv("FLEETTICKETS_DATABASE_STALL_TIMEOUT", stall)
+    outcome = run_import("inc", "--from-bucket", "--apply")
+    assert outcome.code == 0, outcome.err
+    warnings = [line for line in outcome.err.splitlines() if "FLEETTICKETS_DATABASE_STALL_TIMEOUT" in line]
+    assert len(warnings) == len(warned), outcome.err
+    for line, bound in zip(warnings, warned, strict=True):
+        assert line.startswith(f"inc: warning: FLEETTICKETS_DATABASE_STALL_TIMEOUT ({stall} s) is not above {bound}")
+
+
 @pytest.mark.parametrize(("minutes_after_export", "healthy"), [(90, True), (91, False)], ids=["exactly", "one-more"])
 def test_check_counts_a_file_late_only_when_more_than_max_file_age(db, bucket, run_import, monkeypatch,
                                                                    minutes_after_export, healthy):
