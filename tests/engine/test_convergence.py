@@ -23,7 +23,7 @@ files = st.lists(st.lists(rows, min_size=0, max_size=6), min_size=2, max_size=5)
 afterwards = st.sampled_from(["run", "run", "wait", "replay", "reseed"])
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_interleaving_converges_to_the_reference_state(db, bucket, s3_server, run_import, monkeypatch, data):
     converge(db, bucket, s3_server, run_import, monkeypatch, data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleettickets import faults
+from support.matrix import each_point_once
 from support.oracle import reference_state
 from support.stack import table_state
 from support.streamdata import run_subprocess, sample_files
@@ -20,8 +21,8 @@ def placement(bucket, names: list[str]) -> dict[str, set[str]]:
     return where
 
 
-@pytest.mark.parametrize("batch_files", [1, 2, 20], ids=["alone", "batches-of-2", "one-batch"])
-@pytest.mark.parametrize("point", sorted(faults.FAULT_POINTS))
+@pytest.mark.parametrize(("point", "batch_files"), each_point_once(
+    sorted(faults.FAULT_POINTS), [("alone", (1,)), ("batches-of-2", (2,)), ("one-batch", (20,))]))
 def test_killed_at_any_step_the_rerun_reaches_the_reference_state(db, bucket, monkeypatch, point, batch_files):
     """Each file alone, in batches of 2 (3 files: a batch of two, then one), or all in one batch."""
     monkeypatch.setenv("FLEETTICKETS_BATCH_FILES", str(batch_files))

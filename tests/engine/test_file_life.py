@@ -317,7 +317,7 @@ BUDGET = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_
 
 
 def test_the_life_of_change_files(db, bucket, s3_server, run_import, monkeypatch, pg_admin_url, pg_cluster):
-    run_the_life(settings(max_examples=8, stateful_step_count=12, **BUDGET),
+    run_the_life(settings(max_examples=6, stateful_step_count=12, **BUDGET),
                  db, bucket, s3_server, run_import, monkeypatch, pg_admin_url, pg_cluster)
 
 

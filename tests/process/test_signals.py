@@ -8,14 +8,15 @@ import signal
 import pytest
 
 from fleettickets import faults
+from support.matrix import each_point_once
 from support.oracle import reference_state
 from support.processes import finish, wait_until_stopped
 from support.stack import table_state
 from support.streamdata import run_subprocess, sample_files
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)], ids=["TERM", "HUP"])
-@pytest.mark.parametrize("point", sorted(faults.FAULT_POINTS))
+@pytest.mark.parametrize(("point", "signum", "code"), each_point_once(
+    sorted(faults.FAULT_POINTS), [("TERM", (signal.SIGTERM, 143)), ("HUP", (signal.SIGHUP, 129))]))
 def test_a_signal_at_any_step_ends_the_run_in_one_line_with_its_row_closed(db, bucket, ingests, monkeypatch, point,
                                                                           signum, code):
     monkeypatch.setenv("FLEETTICKETS_BATCH_FILES", "1")
