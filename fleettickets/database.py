@@ -62,6 +62,10 @@ SESSION_WORLD = {
     "IntervalStyle": "postgres",
     "TimeZone": "UTC",
     "transform_null_equals": "off",
+    # A login's LATIN1 or SQL_ASCII would make psycopg encode our text in it (or hand back bytes), and with
+    # standard_conforming_strings off every backslash in a literal of ours would become an escape.
+    "client_encoding": "UTF8",
+    "standard_conforming_strings": "on",
     "timezone_abbreviations": "Default",
     "default_transaction_isolation": "read committed",
     "idle_in_transaction_session_timeout": f"{IDLE_IN_TRANSACTION_S * 1000}ms",

@@ -48,7 +48,7 @@ BEGIN
     IF p_token IS NULL THEN
         full_because := 'no token';
     ELSE
-        parts := regexp_match(p_token, '^m1\.([0-9a-f]{32})\.([0-9]{1,20})\.([0-9]{1,17})$');  -- 17 digits: before year 5000
+        parts := regexp_match(p_token, '^m1[.]([0-9a-f]{32})[.]([0-9]{1,20})[.]([0-9]{1,17})$');  -- 17 digits: before year 5000
         IF parts IS NULL THEN
             RAISE EXCEPTION 'p_token must be a token this function returned, or NULL for the whole map (got %)',
                 tickets.quoted_argument(p_token) USING ERRCODE = 'invalid_parameter_value';

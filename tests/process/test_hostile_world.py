@@ -7,6 +7,8 @@ such a server.
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -15,6 +17,7 @@ from test_privileges import whole_cycle
 from fleettickets import schema
 from support import hostile
 from support.stack import TestDatabase
+from support.streamdata import csv_text, ticket_fields
 
 # Objects of ours bound to a routine or operator outside pg_catalog, our schemas and the extensions: a view, a
 # CHECK, a default or an index that calls what another role made.
@@ -147,3 +150,52 @@ def test_baseline_adopts_under_a_dbas_settings_and_runs_nothing_planted(original
             conn.execute(sql.SQL("ALTER DATABASE {} RESET ALL").format(sql.Identifier(original_db.name)))
     assert original_db.scalar("SELECT count(*) FROM tickets.schema_migrations") == len(schema.discover().versioned)
     nothing_ran_and_nothing_is_bound(original_db)
+
+
+# An E'' literal reads its backslashes the same under any standard_conforming_strings; a plain one does not.
+E_LITERAL = re.compile(r"[Ee]'(?:[^'\\]|\\.|'')*'")
+
+
+def test_no_body_of_ours_reads_a_backslash_by_the_callers_string_setting(db):
+    """A function's body is parsed in the session that calls it: with the caller's standard_conforming_strings off,
+    a backslash in a plain literal is an escape, and '\\.' in a regex matched any character."""
+    with db.connect() as conn:
+        bodies = conn.execute("SELECT p.oid::regprocedure::text, p.prosrc FROM pg_catalog.pg_proc AS p "
+                              "WHERE p.pronamespace IN ('tickets'::regnamespace, 'reporting'::regnamespace)").fetchall()
+    assert len(bodies) > 30
+    assert [name for name, body in bodies if "\\" in E_LITERAL.sub("", body)] == []
+
+
+@pytest.mark.parametrize("encoding", ["LATIN1", "SQL_ASCII"])
+def test_a_login_with_other_string_settings_loads_what_the_contract_says_and_reads_the_same(
+        db, roles, run_import, monkeypatch, tmp_path, encoding):
+    """Logins that carry standard_conforming_strings = off and another client_encoding: the ingest stores text
+    outside that encoding whole and reads malformed numbers, times and coordinates as null, as on the defaults; the
+    read API refuses a bad argument with its own one-line error."""
+    logins = {group: psycopg.conninfo.conninfo_to_dict(url)["user"] for group, url in roles.items()}
+    with db.connect() as conn:
+        for group in ("ingest", "reader"):
+            for name, value in (("standard_conforming_strings", "off"), ("client_encoding", encoding)):
+                conn.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                    sql.Identifier(str(logins[group])), sql.Identifier(name), sql.Literal(value)))
+    place = "Ünïcödé – Nairobi ☎ 😀 \\ KIL-OLT-014"
+    path = tmp_path / "inc.csv"
+    path.write_text(csv_text([ticket_fields("INC000000000001", mttr="12a5", closed_at="2026-11-20 06:00:00x5",
+                                            latitude="-1a29", longitude="36.8", location_name=place),
+                              ticket_fields("INC000000000002", mttr="12", latitude="-1.29", longitude="36.8")]),
+                    encoding="utf-8")
+    monkeypatch.setenv("DATABASE_URL", roles["ingest"])
+    outcome = run_import("inc", "--inc-csv", str(path), "--apply")
+    assert outcome.code == 0, outcome.output
+
+    assert "rejected" not in outcome.output or " 0 rejected" in outcome.output, outcome.output
+    assert db.query("SELECT ticket_id, mttr, closed_at, latitude, location_name = %s FROM tickets.inc ORDER BY 1",
+                    (place,)) == [("INC000000000001", None, None, None, True), ("INC000000000002", 12, None, -1.29,
+                                                                                 False)]
+    assert db.scalar("SELECT geo_source FROM tickets.inc WHERE ticket_id = 'INC000000000002'") == "feed"
+    with psycopg.connect(roles["reader"], autocommit=True,
+                         options="-c standard_conforming_strings=off -c client_encoding=UTF8") as conn:
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match=r"p_window must be one of .* \(got '1w'\)"):
+            conn.execute("SELECT reporting.fn_inc_dashboard(NULL, NULL, '1w', NULL, NULL)")
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="p_token must be a token this function"):
+            conn.execute("SELECT reporting.fn_map_changes('m1.garbage')")

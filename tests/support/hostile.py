@@ -39,9 +39,12 @@ DATABASE_SETTINGS = {
     "search_path": '"$user", pg_catalog, public',
     "transform_null_equals": "on",
     "default_transaction_isolation": "repeatable read",
+    "standard_conforming_strings": "off",
+    "client_encoding": "LATIN1",
 }
 # The tests' own connections read what they assert in the forms they expect; ours pin theirs themselves.
-HARNESS_OPTIONS = "-c DateStyle=ISO,YMD -c IntervalStyle=postgres -c TimeZone=UTC -c search_path=pg_catalog,public"
+HARNESS_OPTIONS = ("-c DateStyle=ISO,YMD -c IntervalStyle=postgres -c TimeZone=UTC -c search_path=pg_catalog,public "
+                   "-c standard_conforming_strings=on -c client_encoding=UTF8")
 # A release before this one ran, in the field, on the server it was deployed to, not on this bed's.
 FIELD_OPTIONS = HARNESS_OPTIONS + " -c search_path=public"
 PROJECT_ROLES = ("fleettickets_owner", "fleettickets_ingest", "fleettickets_reader", "postgres")

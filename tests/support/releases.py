@@ -19,7 +19,7 @@ from support import hostile
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PREVIOUS_RELEASE = "89fc4c21798c70b4f8bae48a1c919f30889a0626"
+PREVIOUS_RELEASE = "9dfbebcd58d63c8652a05c5897c00b2aa38886e6"
 """Main as landed at stop 34: migrations 01-24 and the read layer, before migration 25."""
 
 RELEASE_BEFORE_21 = "7fb130821bcb615f7f9b6fb89470a3aa37df7631"
