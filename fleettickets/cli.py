@@ -8,13 +8,13 @@ run holds the lock); 1 something was rejected, failed or could not be reached;
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from fleettickets import edge, pipeline, schema, status
 from fleettickets.bucket import Bucket
 from fleettickets.dataset import Dataset
-from fleettickets.errors import ConfigError
 from fleettickets.log import Log
 from fleettickets.settings import BucketSettings
 
@@ -99,12 +99,11 @@ def main(dataset: Dataset, argv: Sequence[str] | None = None, commands: Sequence
 
 
 def _bucket_if_configured() -> Bucket | None:
-    """The bucket, for --status to list changes/; None when RUSTFS_* are not set (--status still reads the
-    database)."""
-    try:
-        return Bucket(BucketSettings.from_env())
-    except ConfigError:
+    """The bucket, for --status to list changes/; None when RUSTFS_ENDPOINT is not set (--status still reads the
+    database). A bucket configured wrongly is said, not skipped in silence."""
+    if not os.environ.get("RUSTFS_ENDPOINT", "").strip():
         return None
+    return Bucket(BucketSettings.from_env())
 
 
 def check(dataset: Dataset, log: Log, max_run_age_min: float, max_file_age_min: float) -> int:

@@ -134,6 +134,10 @@ def number(name: str, kind: type[int] | type[float] = int) -> float:
 def url(name: str, *, need: bool = True) -> str:
     """The variable as an http(s) URL; the value itself is never echoed (it may hold credentials)."""
     value = required(name) if need else text(name)
+    if _ambiguous_at(value):
+        raise ConfigError(f"{name} has an '@' that is not the one before the host: an '@' or a '/' in the user "
+                          "name or password would make part of them read (and printed) as a host or a path. Write "
+                          "each @ in them as %40 and each / as %2F")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         example = BY_NAME[name].example or BY_NAME[name].default
@@ -247,15 +251,17 @@ def database_url(name: str = "DATABASE_URL") -> str:
 
 
 def _ambiguous_at(value: str) -> bool:
-    """Whether a postgresql:// URL holds an '@' besides the single one that ends its user and password.
+    """Whether a URL holds an '@' besides the single one that ends its user and password.
 
-    libpq ends the userinfo at the first '@' before any '/': a second raw '@' (from the password) lands in the
-    host name, and a raw '/' in the password hides the '@' altogether; either way a piece of the password would
-    be printed as a host, a port or a database. The query string (`?sslmode=…`) may hold what it likes.
+    libpq ends the userinfo at the first '@' before any '/', urllib (botocore, httpx) at the last '@' before any
+    '/': a second raw '@' (from the password) lands in the host name, and a raw '/' in the password hides the '@'
+    altogether; either way a piece of the password would be printed as a host, a port, a path or a database. The
+    query string (`?sslmode=…`) may hold what it likes, and so may an http URL's fragment.
     """
-    if not value.startswith(("postgresql://", "postgres://")):
+    if not SCHEME.match(value):
         return False
-    before_query = value.split("://", 1)[1].split("?", 1)[0]
+    query = r"[?]" if value.startswith(("postgresql://", "postgres://")) else r"[?#]"
+    before_query = re.split(query, value.split("://", 1)[1], maxsplit=1)[0]
     authority = before_query.split("/", 1)[0]
     return before_query.count("@") > (1 if "@" in authority else 0)
 
@@ -295,7 +301,9 @@ def _userinfo_readings(value: str) -> list[str]:
         return []
     rest = value[scheme.end():]
     readings = []
-    for authority in (re.split(r"[/?#]", rest, maxsplit=1)[0], rest.split("/", 1)[0]):
+    # And as a person meant it: up to the last '@' before any '?#', a '/' in the password included.
+    for authority in (re.split(r"[/?#]", rest, maxsplit=1)[0], rest.split("/", 1)[0],
+                      re.split(r"[?#]", rest, maxsplit=1)[0]):
         for userinfo in (authority.partition("@")[0], authority.rpartition("@")[0]):
             if userinfo and "@" in authority:
                 password = userinfo.partition(":")[2]

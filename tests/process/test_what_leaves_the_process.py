@@ -52,6 +52,27 @@ def test_a_database_url_libpq_would_split_elsewhere_is_refused_echoing_nothing(d
         assert piece not in outcome.output
 
 
+@pytest.mark.parametrize(("variable", "url", "args"), [
+    ("RUSTFS_ENDPOINT", "http://minio:Tr0ub/dor-TAIL@127.0.0.1:{port}", ("--from-bucket", "--apply")),
+    ("RUSTFS_ENDPOINT", "http://minio:Tr0ub/dor-TAIL@127.0.0.1:{port}", ("--check",)),
+    ("RUSTFS_ENDPOINT", "http://minio:Tr0ub@dor-TAIL@127.0.0.1:{port}", ("--status",)),
+    ("GEOCODER_URL", "https://geo:Tr0ub/dor-TAIL@127.0.0.1:{port}/v1/search", ("--geocode-clusters", "--apply")),
+], ids=["endpoint-apply", "endpoint-check", "endpoint-at-status", "geocoder"])
+def test_an_endpoint_url_a_parser_would_split_elsewhere_is_refused_echoing_nothing(db, bucket, run_import,
+                                                                                  monkeypatch, variable, url, args):
+    """botocore and httpx end the userinfo at the last '@' before the first '/': a '/' in the password made them
+    quote the whole URL in an error, password included."""
+    monkeypatch.setenv(variable, url.format(port=closed_port()))
+    monkeypatch.setenv("GEOCODER_KEY", "k3y-not-in-any-word")
+
+    outcome = run_import("inc", *args)
+
+    assert outcome.code == 1
+    assert f"{variable} has an '@' that is not the one before the host" in outcome.output, outcome.output
+    for piece in ("Tr0ub", "dor-TAIL", "TAIL"):
+        assert piece not in outcome.output
+
+
 def test_percent_encoded_at_and_at_in_the_query_string_are_accepted(db, run_import, monkeypatch):
     params = conninfo_to_dict(db.url)
     monkeypatch.setenv("DATABASE_URL", f"postgresql://{params['user']}:pa%40ss@{params['host']}:{params['port']}/"
