@@ -8,11 +8,10 @@ run holds the lock); 1 something was rejected, failed or could not be reached;
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from fleettickets import edge, pipeline, schema, status
+from fleettickets import edge, pipeline, schema, settings, status
 from fleettickets.bucket import Bucket
 from fleettickets.dataset import Dataset
 from fleettickets.log import Log
@@ -101,7 +100,7 @@ def main(dataset: Dataset, argv: Sequence[str] | None = None, commands: Sequence
 def _bucket_if_configured() -> Bucket | None:
     """The bucket, for --status to list changes/; None when RUSTFS_ENDPOINT is not set (--status still reads the
     database). A bucket configured wrongly is said, not skipped in silence."""
-    if not os.environ.get("RUSTFS_ENDPOINT", "").strip():
+    if not settings.text("RUSTFS_ENDPOINT"):
         return None
     return Bucket(BucketSettings.from_env())
 
