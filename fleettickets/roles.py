@@ -116,6 +116,10 @@ def apply(conn: psycopg.Connection, *, deployed: bool, say: Callable[[str], None
             conn.execute(CREATE_ROLES.read_text(encoding="utf-8"))
             if deployed:
                 conn.execute(GRANTS.read_text(encoding="utf-8"))
+    except psycopg.errors.InvalidSchemaName as error:
+        raise RolesError(f"--roles failed and was rolled back: {database.describe_error(error)}. On a new database "
+                         "the first deploy comes first: run python run_migrations.py as the DBA (it creates PostGIS, "
+                         "which needs a superuser, and the schemas), then --roles") from None
     except psycopg.Error as error:
         raise RolesError(f"--roles failed and was rolled back (it needs a role with CREATEROLE that owns the "
                              f"schemas, or a superuser): {database.describe_error(error)}") from None

@@ -458,9 +458,27 @@ def planted_in_public(conn: psycopg.Connection, todo: Sequence[SqlFile]) -> list
 
 
 def refuse_planted_in_public(conn: psycopg.Connection, todo: Sequence[SqlFile]) -> None:
-    refusal = planted_refusal(conn, todo)
+    refusal = postgis_refusal(conn) or planted_refusal(conn, todo)
     if refusal:
         raise MigrationError(refusal)
+
+
+POSTGIS_SCHEMA = """
+SELECT e.extnamespace::pg_catalog.regnamespace::pg_catalog.text FROM pg_catalog.pg_extension AS e
+WHERE e.extname OPERATOR(pg_catalog.=) 'postgis'
+"""
+
+
+def postgis_refusal(conn: psycopg.Connection) -> str | None:
+    """Why a deploy would fail on where PostGIS is installed, or None: the migrations name it public.… (and
+    01-21 search public for it); a managed server may have put it in a schema of its own."""
+    row = conn.execute(POSTGIS_SCHEMA).fetchone()
+    if row is None or row[0] == "public":
+        return None
+    return (f"PostGIS is installed in schema {outward.line(row[0])}, and fleettickets names it in schema public. "
+            "PostGIS cannot be moved (ALTER EXTENSION … SET SCHEMA refuses): as a superuser, DROP EXTENSION postgis; "
+            "CREATE EXTENSION postgis SCHEMA public; then deploy again. If something else uses PostGIS, the DROP "
+            "refuses and names it: give fleettickets a database of its own")
 
 
 def planted_refusal(conn: psycopg.Connection, todo: Sequence[SqlFile]) -> str | None:
@@ -547,7 +565,7 @@ def print_status(conn: psycopg.Connection, tree: Tree) -> None:
     for migration in tree.versioned:
         state = "pending" if migration in waiting else "baselined" if migration.name in adopted else "applied"
         print(f"{state:8} {migration.name}")
-    refusal = planted_refusal(conn, waiting)
+    refusal = postgis_refusal(conn) or planted_refusal(conn, waiting)
     if refusal:
         print(f"a deploy would refuse: {refusal}")
     layer = read_layer_state(conn, tree.read)

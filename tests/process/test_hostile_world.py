@@ -199,3 +199,33 @@ def test_a_login_with_other_string_settings_loads_what_the_contract_says_and_rea
             conn.execute("SELECT reporting.fn_inc_dashboard(NULL, NULL, '1w', NULL, NULL)")
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="p_token must be a token this function"):
             conn.execute("SELECT reporting.fn_map_changes('m1.garbage')")
+
+
+def test_postgis_in_a_schema_of_its_own_is_refused_predicted_and_the_advice_works(empty_db, capsys):
+    """A managed server, or a DBA, installs extensions in their own schema; our SQL names PostGIS in public. The
+    deploy failed deep in migration 01 ('type "geometry" does not exist') and --status said nothing."""
+    with empty_db.connect() as conn:
+        conn.execute("CREATE SCHEMA postgis; CREATE EXTENSION postgis SCHEMA postgis")
+
+    assert schema.main(["--status"]) == 0
+    assert "a deploy would refuse: PostGIS is installed in schema postgis" in capsys.readouterr().out
+    assert schema.main([]) == 1
+    said = capsys.readouterr()
+    assert "PostGIS is installed in schema postgis" in said.err and said.err.count("\n") == 1, said
+    advice = said.err.split("as a superuser, ", 1)[1].split(" then deploy again")[0]
+    assert advice == "DROP EXTENSION postgis; CREATE EXTENSION postgis SCHEMA public;"
+
+    with empty_db.connect() as conn:
+        conn.execute(advice)
+    assert schema.main([]) == 0
+    assert empty_db.scalar("SELECT count(*) FROM tickets.inc") == 0
+
+
+def test_roles_on_a_new_database_says_the_first_deploy_comes_first_and_that_works(empty_db, capsys):
+    assert schema.main(["--roles"]) == 1
+    said = capsys.readouterr().err
+    assert "On a new database the first deploy comes first: run python run_migrations.py as the DBA" in said, said
+    assert schema.main([]) == 0
+    assert schema.main(["--roles"]) == 0
+    assert empty_db.scalar("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'tickets'") == \
+        "fleettickets_owner"
