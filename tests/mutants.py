@@ -98,7 +98,13 @@ MUTANTS = (
            "GRANT INSERT, UPDATE, DELETE ON tickets.ingest_files, tickets.ingest_runs,",
            ("tests/sql/test_privileges.py",)),
     Mutant("a raw @ in the password is accepted", "fleettickets/settings.py",
-           "    if _ambiguous_at(value):\n", "    if False:\n", ("tests/process/test_what_leaves_the_process.py",)),
+           "    if _ambiguous_at(value):\n        raise ConfigError(f\"{name} has an '@' that is not the one before "
+           "the host: libpq", "    if False:\n        raise ConfigError(f\"{name} has an '@' that is not the one "
+           "before the host: libpq", ("tests/process/test_what_leaves_the_process.py",)),
+    Mutant("a raw / in an endpoint's password is accepted", "fleettickets/settings.py",
+           "    if _ambiguous_at(value):\n        raise ConfigError(f\"{name} has an '@' that is not the one before "
+           "the host: an '@'", "    if False:\n        raise ConfigError(f\"{name} has an '@' that is not the one "
+           "before the host: an '@'", ("tests/process/test_what_leaves_the_process.py",)),
     # Adopting the original system's database.
     Mutant("catch-up ignores the adopted watermark", "fleettickets/plan.py", "        if adopted:\n",
            "        if False:\n", ("tests/sql/test_baseline.py",)),
