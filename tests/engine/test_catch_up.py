@@ -52,7 +52,7 @@ def test_a_database_restored_from_a_backup_catches_up_from_the_archive(db, bucke
     upload(bucket, files[:2])
     assert run_import("inc", "--from-bucket", "--apply").code == 0
     dump = tmp_path / "nightly.dump"
-    pg_tool("pg_dump", "--format=custom", f"--file={dump}", db.url)
+    pg_tool("pg_dump", "--format=custom", "--encoding=UTF8", f"--file={dump}", db.url)
     upload(bucket, files[2:4])
     assert run_import("inc", "--from-bucket", "--apply").code == 0
 
@@ -145,7 +145,7 @@ def test_a_file_the_backup_holds_as_rejected_but_a_later_run_applied_is_caught_u
     monkeypatch.setenv("FLEETTICKETS_MAX_OBJECT_BYTES", str(len(content) // 2))
     assert run_import("inc", "--from-bucket", "--apply").code == 1
     dump = tmp_path / "nightly.dump"
-    pg_tool("pg_dump", "--format=custom", f"--file={dump}", db.url)
+    pg_tool("pg_dump", "--format=custom", "--encoding=UTF8", f"--file={dump}", db.url)
     monkeypatch.setenv("FLEETTICKETS_MAX_OBJECT_BYTES", "10000000")
     bucket.client.copy_object(Bucket=bucket.name, Key=changes("inc", name[:-4]),
                               CopySource={"Bucket": bucket.name, "Key": f"automations/inc/rejected/{name}"})
@@ -165,7 +165,7 @@ def test_a_late_file_applied_after_the_backup_is_caught_up_although_stamped_belo
     upload(bucket, [newest])
     assert run_import("inc", "--from-bucket", "--apply").code == 0
     dump = tmp_path / "nightly.dump"
-    pg_tool("pg_dump", "--format=custom", f"--file={dump}", db.url)
+    pg_tool("pg_dump", "--format=custom", "--encoding=UTF8", f"--file={dump}", db.url)
     late = (f"{stamp_ago(60 + 12 * 60)}.csv",
             change_file(ticket_row("INC000000000002", "2026-11-20 05:00:00")).encode())
     upload(bucket, [late])

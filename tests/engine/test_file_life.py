@@ -191,7 +191,8 @@ def the_life(db, bucket, s3_server, run_import, monkeypatch, pg_admin_url, pg_cl
         @precondition(lambda self: self.backup is None)
         @rule()
         def the_nightly_backup(self) -> None:
-            dump = subprocess.run([str(devstack.postgres_bindir() / "pg_dump"), "--format=custom", self.db.url],
+            dump = subprocess.run([str(devstack.postgres_bindir() / "pg_dump"), "--format=custom", "--encoding=UTF8",
+                                   self.db.url],
                                   capture_output=True, check=True, timeout=120).stdout
             self.backup = (dump, list(self.model.applied))
 
