@@ -271,7 +271,7 @@ def _write_run_log(conn: psycopg.Connection, dataset: Dataset, run_id: int, repo
             "files_archived": report.files_archived, "files_rejected": report.files_rejected,
             "batches": report.batches, "inserted": tickets.inserted, "updated": tickets.updated,
             "stale": tickets.stale,
-            "rows_rejected": rows.rows_rejected, "error": outward.line("; ".join(report.errors)) or None,
+            "rows_rejected": rows.rows_rejected, "error": outward.line(report.why_not_ok) or None,
             "run_id": run_id})
         conn.execute(STAMP_RUN_OUTCOME, {"stamp": "last_success_at" if report.ok else "last_failure_at",
                                          "dataset": dataset.name})

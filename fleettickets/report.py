@@ -50,6 +50,18 @@ class IngestReport:
     def ok(self) -> bool:
         return not (self.files_rejected or self.files_failed or self.rows.rows_rejected or self.errors)
 
+    @property
+    def why_not_ok(self) -> str:
+        """What made the run fail, in one line for its log row (which --status and --check show): its errors, else
+        what it rejected or left; empty for a run that is ok."""
+        if self.errors:
+            return "; ".join(self.errors)
+        return "; ".join(said for count, said in (
+            (self.files_rejected, f"{self.files_rejected} file(s) rejected, moved to rejected/ with the reason beside"),
+            (self.files_failed, f"{self.files_failed} file(s) failed, left in changes/ for the next run"),
+            (self.rows.rows_rejected, f"{self.rows.rows_rejected} row(s) rejected, kept in tickets.rejected_rows"),
+        ) if count)
+
     def summary(self, *, apply: bool) -> str:
         rows, tickets = self.rows, self.tickets
         lead = "done" if apply else "dry run, nothing written or moved"

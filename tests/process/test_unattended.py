@@ -406,3 +406,17 @@ def test_check_counts_a_file_late_only_when_more_than_max_file_age(db, bucket, r
     outcome = run_import("inc", "--check", "--max-file-age", "90", "--max-run-age", "100000")
 
     assert (outcome.code == 0) is healthy, outcome.out
+
+
+def test_a_run_that_kept_rejected_rows_says_why_it_failed_in_its_log_row(db, bucket, run_import):
+    """--check said "the last run failed: see --status", and --status showed no reason: the run's row had none."""
+    bucket.put(changes("inc", stamp_ago(5)), csv_text([ticket_fields("INC000000000001"), ticket_fields("INC42")]))
+
+    assert run_import("inc", "--from-bucket", "--apply").code == 1
+    check = run_import("inc", "--check")
+    status_out = run_import("inc", "--status").out
+
+    why = "1 row(s) rejected, kept in tickets.rejected_rows"
+    assert check.code == 1 and f"the last run failed: {why}" in check.out, check
+    assert why in status_out and "1 rejected rows kept" in status_out, status_out
+    assert db.scalar("SELECT error FROM tickets.ingest_runs") == why
