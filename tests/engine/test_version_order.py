@@ -94,3 +94,23 @@ def test_a_typed_field_is_stored_trimmed(db, bucket, run_import):
     assert run_import("inc", "--from-bucket", "--apply").code == 0
 
     assert db.scalar("SELECT raw->>'source_updated_at' FROM tickets.inc") == "2026-11-20 06:10:00"
+
+
+@pytest.mark.parametrize("digits", [7, 9])
+def test_a_time_with_more_digits_than_microseconds_orders_its_versions(db, bucket, run_import, digits):
+    """SQL Server's datetime2 writes 7 fractional digits. Read as unparseable, both versions of one file were
+    ordered by the file's time and the later row won, though its time is an hour older; a later file's real
+    update was then dropped as stale."""
+    newer, older = f"2026-11-20 05:00:00.{'1' * digits}", f"2026-11-20 04:00:00.{'0' * digits}"
+    files = [put(bucket, "2026-12-04T06-00-00", ticket_row(TICKET, newer, status="Assigned"),
+                 ticket_row(TICKET, older, status="New"))]
+    assert run_import("inc", "--from-bucket", "--apply").code == 0
+    assert stored_status(db) == "ASSIGNED"
+    assert db.scalar("SELECT source_updated_at = version_at FROM tickets.inc") is True
+
+    files.append(put(bucket, "2026-12-05T06-00-00", ticket_row(TICKET, "2026-11-21 10:00:00", status="Resolved")))
+    outcome = run_import("inc", "--from-bucket", "--apply")
+
+    assert outcome.code == 0, outcome.output
+    assert stored_status(db) == "RESOLVED"
+    assert table_state(db, "inc") == reference_state(files, "INC")

@@ -8,6 +8,7 @@ built (tests/support/releases.py); databases are compared over the catalog
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -286,6 +287,36 @@ def test_a_fresh_database_equals_one_upgraded_from_the_previous_release(empty_db
     unexpected = [row for row in moved if TRACKING not in row
                   and not any(name in row for name in CHANGED_SINCE_RELEASE)]
     assert not unexpected, unexpected
+
+
+def test_rows_stored_with_a_time_of_seven_digits_are_read_again_by_the_upgrade(empty_db, previous_release):
+    """Migration 27: eat_ts reads 7 to 9 fractional digits. A row the previous release stored with such times has
+    them as null and its version ordered by its file's time: the upgrade reads them, orders the version by its own
+    time, and moves ingested_at so that the next capture sees the closure it now reads."""
+    released = releases.migrate_with(previous_release, empty_db.url)
+    assert released.returncode == 0, released.stderr
+    raw = {"ticket_id": "INC000000000007", "bucket": "closed", "normalized_status": "closed",
+           "source_updated_at": "2026-11-20 05:00:00.1234567", "closed_at": "2026-11-20 04:30:00.7654321"}
+    empty_db.execute("INSERT INTO tickets.inc (ticket_id, raw, source_file, source_line, version_at, ingested_at) "
+                     "VALUES (%s, %s, '2026-12-04T06-00-00.csv', 2, '2026-12-04 03:00+00', '2026-12-04 03:01+00')",
+                     (raw["ticket_id"], json.dumps(raw)))
+    untouched = dict(raw, ticket_id="INC000000000008", source_updated_at="2026-11-20 05:00:00.123",
+                     closed_at="2026-11-20 04:30:00")
+    empty_db.execute("INSERT INTO tickets.inc (ticket_id, raw, source_file, source_line, version_at, ingested_at) "
+                     "VALUES (%s, %s, 'f.csv', 3, '2026-11-20 02:00:00.123+00', '2026-12-04 03:01+00')",
+                     (untouched["ticket_id"], json.dumps(untouched)))
+    assert empty_db.scalar("SELECT closed_at FROM tickets.inc WHERE ticket_id = 'INC000000000007'") is None
+
+    migrate(empty_db)
+
+    assert empty_db.query("SELECT ticket_id, source_updated_at, closed_at, version_at, ingested_at > now() - "
+                          "interval '1 hour' FROM tickets.inc ORDER BY 1") == [
+        ("INC000000000007", dt.datetime(2026, 11, 20, 2, 0, 0, 123456, tzinfo=dt.UTC),
+         dt.datetime(2026, 11, 20, 1, 30, 0, 765432, tzinfo=dt.UTC),
+         dt.datetime(2026, 11, 20, 2, 0, 0, 123456, tzinfo=dt.UTC), True),
+        ("INC000000000008", dt.datetime(2026, 11, 20, 2, 0, 0, 123000, tzinfo=dt.UTC),
+         dt.datetime(2026, 11, 20, 1, 30, tzinfo=dt.UTC),
+         dt.datetime(2026, 11, 20, 2, 0, 0, 123000, tzinfo=dt.UTC), False)]
 
 
 def test_a_changed_read_file_is_re_applied_and_the_result_equals_a_fresh_database(empty_db, another_db,

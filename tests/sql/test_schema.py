@@ -70,6 +70,9 @@ def test_plain_insert_fills_every_typed_column(db, table):
     ("2026-11-20T06:00:00", dt.datetime(2026, 11, 20, 3, 0, tzinfo=UTC)),
     ("2026-11-20 06:00:00.123", dt.datetime(2026, 11, 20, 3, 0, 0, 123000, tzinfo=UTC)),
     ("2026-11-20 06:00:00.123456", dt.datetime(2026, 11, 20, 3, 0, 0, 123456, tzinfo=UTC)),
+    ("2026-11-20 06:00:00.1234567", dt.datetime(2026, 11, 20, 3, 0, 0, 123456, tzinfo=UTC)),  # datetime2: cut
+    ("2026-11-20T23:59:59.999999999", dt.datetime(2026, 11, 20, 20, 59, 59, 999999, tzinfo=UTC)),  # not rounded up
+    ("2026-11-20 06:00:00.1234567890", None),
     ("2026-11-20 01:30:00", dt.datetime(2026, 11, 19, 22, 30, tzinfo=UTC)),
     ("2024-02-29 12:00:00", dt.datetime(2024, 2, 29, 9, 0, tzinfo=UTC)),
     ("2026-02-29 12:00:00", None),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections.abc import Iterable
 
 DROPPED = {"week_start", "week_end", "source_s3_bucket", "source_s3_key", "source_snapshot_id", "department",
@@ -19,10 +20,15 @@ DROPPED = {"week_start", "week_end", "source_s3_bucket", "source_s3_key", "sourc
 FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%f")
 
 
+# 7 to 9 fractional digits (SQL Server's datetime2 writes 7) are cut to the microseconds a timestamp holds.
+BEYOND_MICROSECONDS = re.compile(r"^(.{19}\.[0-9]{6})[0-9]{1,3}$")
+
+
 def parse_eat(value: str | None) -> dt.datetime | None:
+    value = BEYOND_MICROSECONDS.sub(r"\1", value or "")
     for fmt in FORMATS:
         try:
-            return dt.datetime.strptime(value or "", fmt)
+            return dt.datetime.strptime(value, fmt)
         except ValueError:
             continue
     return None
