@@ -328,7 +328,9 @@ def migrate(conn: psycopg.Connection, tree: Tree, say: Callable[[str], None] = p
             if adoption:
                 baseline.record(conn, adoption, say)
             todo = pending(conn, tree.versioned)
-            refuse_planted_in_public(conn, todo)
+            refusal = deploy_refusal(conn, todo)
+            if refusal:
+                raise MigrationError(refusal)
             for migration in todo:
                 if migration.number <= LAST_PUBLIC_PATH_MIGRATION:
                     conn.execute(PUBLIC_PATH)
@@ -457,10 +459,9 @@ def planted_in_public(conn: psycopg.Connection, todo: Sequence[SqlFile]) -> list
     return [line for (line,) in conn.execute(PLANTED_IN_PUBLIC, {"called": called}).fetchall()]
 
 
-def refuse_planted_in_public(conn: psycopg.Connection, todo: Sequence[SqlFile]) -> None:
-    refusal = postgis_refusal(conn) or planted_refusal(conn, todo)
-    if refusal:
-        raise MigrationError(refusal)
+def deploy_refusal(conn: psycopg.Connection, todo: Sequence[SqlFile]) -> str | None:
+    """Why a deploy of `todo` would be refused before it runs anything (--status says it ahead), or None."""
+    return postgis_refusal(conn) or planted_refusal(conn, todo)
 
 
 POSTGIS_SCHEMA = """
@@ -565,7 +566,7 @@ def print_status(conn: psycopg.Connection, tree: Tree) -> None:
     for migration in tree.versioned:
         state = "pending" if migration in waiting else "baselined" if migration.name in adopted else "applied"
         print(f"{state:8} {migration.name}")
-    refusal = postgis_refusal(conn) or planted_refusal(conn, waiting)
+    refusal = deploy_refusal(conn, waiting)
     if refusal:
         print(f"a deploy would refuse: {refusal}")
     layer = read_layer_state(conn, tree.read)
