@@ -169,15 +169,15 @@ def test_no_body_of_ours_reads_a_backslash_by_the_callers_string_setting(db):
 @pytest.mark.parametrize("encoding", ["LATIN1", "SQL_ASCII"])
 def test_a_login_with_other_string_settings_loads_what_the_contract_says_and_reads_the_same(
         db, roles, run_import, monkeypatch, tmp_path, encoding):
-    """Logins that carry standard_conforming_strings = off and another client_encoding: the ingest stores text
-    outside that encoding whole and reads malformed numbers, times and coordinates as null, as on the defaults; the
-    read API refuses a bad argument with its own one-line error."""
-    logins = {group: psycopg.conninfo.conninfo_to_dict(url)["user"] for group, url in roles.items()}
+    """Logins that carry a DBA's settings, standard_conforming_strings = off and another client_encoding among
+    them: the ingest stores text outside that encoding whole and reads malformed numbers, times and coordinates as
+    null, as on the defaults; the read API refuses a bad argument with its own one-line error."""
+    logins = {group: str(psycopg.conninfo.conninfo_to_dict(url)["user"]) for group, url in roles.items()}
     with db.connect() as conn:
         for group in ("ingest", "reader"):
-            for name, value in (("standard_conforming_strings", "off"), ("client_encoding", encoding)):
-                conn.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(
-                    sql.Identifier(str(logins[group])), sql.Identifier(name), sql.Literal(value)))
+            dba_settings_on(conn, logins[group])
+            conn.execute(sql.SQL("ALTER ROLE {} SET client_encoding = {}").format(sql.Identifier(logins[group]),
+                                                                                  sql.Literal(encoding)))
     place = "Ünïcödé – Nairobi ☎ 😀 \\ KIL-OLT-014"
     path = tmp_path / "inc.csv"
     path.write_text(csv_text([ticket_fields("INC000000000001", mttr="12a5", closed_at="2026-11-20 06:00:00x5",
